@@ -1,0 +1,88 @@
+"""deepseek-hf: the DeepSeek LLM recipe on the Hugging Face stack.
+
+`modeling/` and `eval_tasks/` live at the top of the repository but are installed *inside* the package as
+`deepseek_hf.modeling` and `deepseek_hf.eval_tasks`, so no generic top-level `modeling` package lands in
+site-packages and a plain `pip install .` user gets everything.
+"""
+
+from setuptools import find_packages, setup
+
+# One table of pinned ranges; install_requires and the extras are built from it (alignment-handbook style).
+# torch: any release from 2.6 up to 2.13.x; 2.13.0 (the CPU build on the project's machines) satisfies it.
+_deps = [
+    "accelerate>=1.10,<2",
+    "datasets>=4.7,<6",
+    "datatrove>=0.10.1,<0.11",
+    "gguf>=0.17,<0.20",
+    "lm-eval>=0.4.13,<0.5",
+    "matplotlib>=3.8,<4",
+    "numpy>=1.26,<3",
+    "peft>=0.17,<1",
+    "pyyaml>=6,<7",
+    "safetensors>=0.8,<1",
+    "tokenizers>=0.23.1,<0.24",
+    "torch>=2.6,<2.14",
+    "tqdm>=4.66,<5",
+    "transformers>=5.24,<5.40",
+    "trl>=1.16,<2",
+    # optional
+    "flash-attn>=2.3.3",
+    "ray[default]>=2.40,<3",
+    "tensorboard>=2.15,<3",
+    "datasketch>=1.6,<3",
+    "hypothesis>=6.100,<7",
+    "pytest>=8,<10",
+    "pytest-timeout>=2.3,<3",
+    "ruff>=0.6,<1",
+    "build>=1.2,<2",
+]
+deps = {spec.split(">")[0].split("<")[0].split("=")[0].split("[")[0]: spec for spec in _deps}
+
+
+def deps_list(*names):
+    return [deps[name] for name in names]
+
+
+install_requires = deps_list(
+    "torch", "transformers", "tokenizers", "safetensors", "datasets", "accelerate", "trl", "peft", "lm-eval",
+    "datatrove", "gguf", "matplotlib", "numpy", "pyyaml", "tqdm",
+)
+extras = {
+    "flash": deps_list("flash-attn"),
+    "ray": deps_list("ray"),
+    "tracking": deps_list("tensorboard"),
+    "bench": deps_list("datasketch"),
+}
+extras["dev"] = deps_list("pytest", "pytest-timeout", "hypothesis", "ruff", "build") + extras["bench"] + extras["ray"]
+
+# Map the two repo-top-level folders into the package namespace.
+_mapped = {"modeling": "deepseek_hf.modeling", "eval_tasks": "deepseek_hf.eval_tasks"}
+packages = find_packages(include=["deepseek_hf", "deepseek_hf.*"])
+package_dir = {}
+for folder, name in _mapped.items():
+    packages.append(name)
+    package_dir[name] = folder
+    for sub in find_packages(folder):
+        packages.append(f"{name}.{sub}")
+        package_dir[f"{name}.{sub}"] = f"{folder}/{sub.replace('.', '/')}"
+
+setup(
+    name="deepseek-hf",
+    version="0.1.0.dev0",
+    description="The DeepSeek LLM recipe (model, tokenizer, data, pretraining, scaling laws, alignment, evaluation) "
+    "on transformers, datasets, tokenizers, accelerate, trl, lm-eval and datatrove",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=packages,
+    package_dir=package_dir,
+    package_data={
+        "deepseek_hf": ["assets/**/*"],
+        "deepseek_hf.eval_tasks": ["**/*.yaml", "**/*.md"],
+    },
+    include_package_data=True,
+    install_requires=install_requires,
+    extras_require=extras,
+    entry_points={"console_scripts": ["deepseek-hf=deepseek_hf.cli:main"]},
+)
