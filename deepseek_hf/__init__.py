@@ -11,4 +11,10 @@ from ._auto import register_auto_classes  # noqa: E402
 
 register_auto_classes()
 
-__all__ = ["DeepseekLLMConfig", "DeepseekLLMModel", "DeepseekLLMForCausalLM", "register_auto_classes", "__version__"]
+__all__ = [
+    "DeepseekLLMConfig",
+    "DeepseekLLMModel",
+    "DeepseekLLMForCausalLM",
+    "register_auto_classes",
+    "__version__",
+]

@@ -1,4 +1,11 @@
-"""Registration of the `deepseek_llm` model type with transformers' Auto classes (process-local, idempotent)."""
+"""Registration of the `deepseek_llm` model type with transformers' Auto classes (process-local, idempotent).
+
+Two mechanisms, both needed:
+- `Auto*.register` lets `AutoConfig` / `AutoModel` / `AutoModelForCausalLM` resolve `model_type: deepseek_llm`
+  in any process that imported `deepseek_hf`;
+- `register_for_auto_class` makes `save_pretrained` copy the modeling files into the checkpoint and write an
+  `auto_map`, so `AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)` works without `deepseek_hf`.
+"""
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
@@ -10,3 +17,7 @@ def register_auto_classes() -> None:
     AutoConfig.register(DeepseekLLMConfig.model_type, DeepseekLLMConfig, exist_ok=True)
     AutoModel.register(DeepseekLLMConfig, DeepseekLLMModel, exist_ok=True)
     AutoModelForCausalLM.register(DeepseekLLMConfig, DeepseekLLMForCausalLM, exist_ok=True)
+    # Checkpoints written by `save_pretrained` carry the code (auto_map + modeling files).
+    DeepseekLLMConfig.register_for_auto_class("AutoConfig")
+    DeepseekLLMModel.register_for_auto_class("AutoModel")
+    DeepseekLLMForCausalLM.register_for_auto_class("AutoModelForCausalLM")
