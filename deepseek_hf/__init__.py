@@ -7,6 +7,7 @@
 __version__ = "0.1.0.dev0"
 
 from .modeling import DeepseekLLMConfig, DeepseekLLMForCausalLM, DeepseekLLMModel  # noqa: E402
+from .tokenizer import DeepseekLLMTokenizer  # noqa: E402
 from ._auto import register_auto_classes  # noqa: E402
 
 register_auto_classes()
@@ -15,6 +16,7 @@ __all__ = [
     "DeepseekLLMConfig",
     "DeepseekLLMModel",
     "DeepseekLLMForCausalLM",
+    "DeepseekLLMTokenizer",
     "register_auto_classes",
     "__version__",
 ]
