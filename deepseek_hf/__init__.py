@@ -6,9 +6,9 @@
 
 __version__ = "0.1.0.dev0"
 
+from ._auto import register_auto_classes  # noqa: E402
 from .modeling import DeepseekLLMConfig, DeepseekLLMForCausalLM, DeepseekLLMModel  # noqa: E402
 from .tokenizer import DeepseekLLMTokenizer  # noqa: E402
-from ._auto import register_auto_classes  # noqa: E402
 
 register_auto_classes()
 

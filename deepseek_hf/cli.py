@@ -14,7 +14,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("deepseek_hf.model_cli", "inspect presets, convert to/from Llama-format checkpoints"),
     "tokenizer": ("deepseek_hf.tokenizer.cli", "train a byte-level BPE tokenizer, rebuild the real one from GGUF"),
     "data": ("deepseek_hf.data.cli", "run the dedup / filter / remix data pipeline (datatrove)"),
-    "scaling": ("deepseek_hf.scaling.cli", "batch size, learning rate and model/data allocation from a compute budget"),
+    "scaling": (
+        "deepseek_hf.scaling.cli",
+        "batch size, learning rate and model/data allocation from a compute budget",
+    ),
 }
 
 

@@ -6,6 +6,7 @@ deepseek-hf model info --preset deepseek-llm-7b --set max_position_embeddings=20
 deepseek-hf model info --config path/to/checkpoint               # a config.json or a checkpoint dir (ours or Llama)
 deepseek-hf model from-llama SRC DST                             # official Llama-format release -> ours
 deepseek-hf model to-llama SRC DST                               # ours -> plain Llama format (vLLM, llama.cpp)
+deepseek-hf model generate CHECKPOINT --prompt "The meaning of"  # greedy continuation with the checkpoint's tokenizer
 """
 
 from __future__ import annotations
@@ -105,6 +106,36 @@ def _convert(args, to: str) -> int:
     return 0
 
 
+def _generate(args) -> int:
+    """Greedy (or sampled) continuation of each prompt, with the KV cache, from a checkpoint and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import deepseek_hf  # noqa: F401  (registers the Auto classes)
+
+    path = Path(args.checkpoint)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no checkpoint (config.json) at {path}")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    torch.manual_seed(args.seed)
+    for prompt in args.prompt:
+        inputs = tokenizer(prompt, return_tensors="pt")
+        with torch.no_grad():
+            output = model.generate(
+                **inputs,
+                max_new_tokens=args.max_new_tokens,
+                do_sample=args.temperature > 0,
+                temperature=args.temperature if args.temperature > 0 else None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        continuation = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        print(f"{prompt!r} -> {continuation!r}")
+    return 0
+
+
 def make_parser(prog: str = "deepseek-hf model") -> argparse.ArgumentParser:
     from .modeling import PRESETS
 
@@ -133,6 +164,14 @@ def make_parser(prog: str = "deepseek-hf model") -> argparse.ArgumentParser:
         convert.add_argument("dst", help="output directory (must not exist unless --overwrite)")
         convert.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
         convert.set_defaults(func=lambda args, to=to: _convert(args, to))
+
+    generate = sub.add_parser("generate", help="continue prompts with a checkpoint (KV-cache generation)")
+    generate.add_argument("checkpoint", help="checkpoint directory holding the model and its tokenizer")
+    generate.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
+    generate.add_argument("--max-new-tokens", type=int, default=48, help="tokens to generate per prompt")
+    generate.add_argument("--temperature", type=float, default=0.0, help="0 means greedy decoding")
+    generate.add_argument("--seed", type=int, default=0, help="random seed (for sampling)")
+    generate.set_defaults(func=_generate)
     return parser
 
 
