@@ -17,7 +17,9 @@ _deps = [
     "lm-eval>=0.4.13,<0.5",
     "matplotlib>=3.8,<4",
     "numpy>=1.26,<3",
+    "orjson>=3.9,<4",
     "peft>=0.17,<1",
+    "py3langid>=0.4,<0.5",
     "pyyaml>=6,<7",
     "safetensors>=0.8,<1",
     "tokenizers>=0.23.1,<0.24",
@@ -44,8 +46,23 @@ def deps_list(*names):
 
 
 install_requires = deps_list(
-    "torch", "transformers", "tokenizers", "safetensors", "datasets", "accelerate", "trl", "peft", "lm-eval",
-    "datatrove", "gguf", "matplotlib", "numpy", "pyyaml", "tqdm",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "datasets",
+    "accelerate",
+    "trl",
+    "peft",
+    "lm-eval",
+    "datatrove",
+    "gguf",
+    "matplotlib",
+    "numpy",
+    "orjson",
+    "py3langid",
+    "pyyaml",
+    "tqdm",
 )
 extras = {
     "flash": deps_list("flash-attn"),

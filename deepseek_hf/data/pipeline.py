@@ -1,0 +1,322 @@
+"""Build the pipeline's datatrove stages from a `DataPipelineConfig` and run them on the configured executor.
+
+Stages (each a list of datatrove steps, run with `tasks` tasks; `work/` holds what passes between them):
+
+| stage              | tasks             | steps                                                                   |
+|--------------------|-------------------|-------------------------------------------------------------------------|
+| `ingest`           | tasks             | readers -> InputValidator -> work/ingest                                |
+| `dedup_signatures` | tasks             | work/ingest -> DedupSignature                                           |
+| `dedup_buckets`    | bands x workers   | DedupBuckets (LSH candidates + verification; one band = exact hash)     |
+| `dedup_clusters`   | 1                 | DedupClusters (kept document per cluster, dedup-rate table)             |
+| `dedup_filter`     | tasks             | work/ingest -> DocDedupFilter -> LineDedupSignature -> work/deduped     |
+| `line_dedup_find`  | finder_workers    | LineDedupFinder                                                         |
+| `filter`           | tasks             | work/deduped -> LineDedupFilter -> filters... -> work/filtered          |
+| `remix`            | tasks             | work/filtered -> DomainRemixer -> work/final                            |
+| `finalize`         | 1                 | report.{md,json,png}; work/final -> output/ + output/_COMPLETE.json     |
+
+Every dropping step writes what it drops to `excluded/<step>/`; a `Ledger` after each step counts documents and
+characters per dump and source for the report. The executor (local / Ray / Slurm) is chosen here from the config
+and never appears in a step.
+
+>>> from deepseek_hf.data import DataPipelineConfig, run_pipeline
+>>> run_pipeline(DataPipelineConfig(output_dir="outputs/demo/data"))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+from datatrove.io import get_datafolder
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter
+from datatrove.utils.logging import logger
+
+from deepseek_hf.data.boilerplate import LineDedupFilter, LineDedupFinder, LineDedupSignature
+from deepseek_hf.data.config import DataPipelineConfig
+from deepseek_hf.data.dedup import DedupBuckets, DedupClusters, DedupSignature, DocDedupFilter, minhash_config
+from deepseek_hf.data.filters import InputValidator, build_filter
+from deepseek_hf.data.ledger import Ledger
+from deepseek_hf.data.output import COMPLETE_MARKER, output_record, publish, unpublish
+from deepseek_hf.data.readers import make_reader
+from deepseek_hf.data.remix import DomainRemixer
+
+RUN_FILE = "run.json"
+RUN_SUBDIRS = ("logs", "work", "excluded", "output")
+RUN_FILES = ("report.md", "report.json", "report.png", RUN_FILE)
+
+
+@dataclass
+class Stage:
+    name: str
+    pipeline: list
+    tasks: int
+
+
+@dataclass
+class RunLayout:
+    """Absolute paths of one run folder."""
+
+    root: str
+    logs: str = field(init=False)
+    work: str = field(init=False)
+    excluded: str = field(init=False)
+
+    def __post_init__(self):
+        self.logs, self.work, self.excluded = f"{self.root}/logs", f"{self.root}/work", f"{self.root}/excluded"
+
+
+def _writer(folder: str, adapter=None) -> JsonlWriter:
+    return JsonlWriter(folder, output_filename="${rank}.jsonl.gz", adapter=adapter)
+
+
+def _reader(folder: str) -> JsonlReader:
+    return JsonlReader(folder, glob_pattern="*.jsonl.gz", add_file_path=False)
+
+
+class Finalize(PipelineStep):
+    """Last stage (one task): writes the report, then publishes the output shards with their manifest."""
+
+    type = "🏁 - FINALIZE"
+    name = "🏁 report + publish"
+
+    def __init__(self, root: str, stage_names: list[str], config: dict, keep_intermediate: bool = False):
+        super().__init__()
+        self.root = root
+        self.stage_names = stage_names
+        self.config = config
+        self.keep_intermediate = keep_intermediate
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from deepseek_hf.data.report import build_report, write_report
+
+        layout = RunLayout(self.root)
+        report = build_report(layout, self.stage_names, self.config)
+        write_report(report, self.root)
+        publish(
+            self.root,
+            summary={"documents": report["totals"]["documents_out"], "characters": report["totals"]["characters_out"]},
+        )
+        if not self.keep_intermediate:
+            folder = get_datafolder(layout.work)
+            for sub in ("ingest", "deduped", "filtered", "final", "dedup/signatures", "lines/sig"):
+                if folder.exists(sub):
+                    folder.rm(sub, recursive=True)
+        logger.success(f"data pipeline done: {report['totals']['documents_out']} documents in {self.root}/output")
+        return iter(())
+
+
+def build_stages(config: DataPipelineConfig) -> list[Stage]:
+    """The datatrove stages of `config`, in order (see the module docstring)."""
+    layout = RunLayout(config.resolved_output_dir)
+    tasks = config.executor.tasks
+    dd, ld = config.dedup, config.line_dedup
+
+    def excluded(step: str) -> JsonlWriter:
+        return _writer(f"{layout.excluded}/{step}")
+
+    stages = [
+        Stage(
+            "ingest",
+            [
+                *[make_reader(spec, config.ingest) for spec in config.inputs],
+                Ledger("read"),
+                InputValidator(config.ingest.max_chars, exclusion_writer=excluded("ingest")),
+                Ledger("ingest"),
+                _writer(f"{layout.work}/ingest"),
+            ],
+            tasks,
+        )
+    ]
+    current = f"{layout.work}/ingest"
+
+    between = []
+    if dd.enabled and (dd.exact or dd.near):
+        mh = minhash_config(dd)
+        signatures, buckets, clusters = (f"{layout.work}/dedup/{s}" for s in ("signatures", "buckets", "clusters"))
+        band_step = DedupBuckets(signatures, buckets, mh, dd.threshold, dd.exact, dd.near, dd.bucket_workers)
+        stages += [
+            Stage("dedup_signatures", [_reader(current), DedupSignature(signatures, mh, dd.scope, dd.near)], tasks),
+            Stage("dedup_buckets", [band_step], band_step.num_bands * dd.bucket_workers),
+            Stage("dedup_clusters", [DedupClusters(signatures, buckets, clusters, dd.scope)], 1),
+        ]
+        between += [DocDedupFilter(clusters, exclusion_writer=excluded("dedup")), Ledger("dedup")]
+    if ld.enabled:
+        between.append(LineDedupSignature(f"{layout.work}/lines", ld.min_chars, ld.finder_workers))
+    if between:
+        stages.append(Stage("dedup_filter", [_reader(current), *between, _writer(f"{layout.work}/deduped")], tasks))
+        current = f"{layout.work}/deduped"
+    if ld.enabled:
+        stages.append(
+            Stage("line_dedup_find", [LineDedupFinder(f"{layout.work}/lines", ld.min_docs)], ld.finder_workers)
+        )
+
+    steps = []
+    if ld.enabled:
+        steps += [
+            LineDedupFilter(f"{layout.work}/lines", ld.min_chars, ld.min_remaining_chars, excluded("line_dedup")),
+            Ledger("line_dedup"),
+        ]
+    for name, kwargs in config.filters.items():
+        steps += [build_filter(name, kwargs, excluded(name)), Ledger(name)]
+    if not steps:
+        steps = [Ledger("filters")]
+    last_checkpoint = steps[-1].checkpoint
+    if config.remix.enabled:
+        stages.append(Stage("filter", [_reader(current), *steps, _writer(f"{layout.work}/filtered")], tasks))
+        remixer = DomainRemixer(layout.logs, "filter", last_checkpoint, config.remix, layout.work, excluded("remix"))
+        stages.append(
+            Stage(
+                "remix",
+                [
+                    _reader(f"{layout.work}/filtered"),
+                    remixer,
+                    Ledger("remix"),
+                    _writer(f"{layout.work}/final", output_record),
+                ],
+                tasks,
+            )
+        )
+    else:
+        stages.append(
+            Stage("filter", [_reader(current), *steps, _writer(f"{layout.work}/final", output_record)], tasks)
+        )
+    names = [s.name for s in stages]
+    stages.append(Stage("finalize", [Finalize(layout.root, names, config.to_dict(), config.keep_intermediate)], 1))
+    return stages
+
+
+def make_executor(config: DataPipelineConfig, stage: Stage, depends=None):
+    """The datatrove executor of one stage (local, Ray or Slurm, from `config.executor`)."""
+    ex = config.executor
+    logging_dir = f"{config.resolved_output_dir}/logs/{stage.name}"
+    if ex.workers >= 1:
+        workers = min(ex.workers, stage.tasks)
+    else:  # -1: as many as the CPUs of this machine (local), all tasks (Ray / Slurm schedule them)
+        workers = min(os.cpu_count() or 1, stage.tasks) if ex.type == "local" else stage.tasks
+    common = {"tasks": stage.tasks, "workers": workers, "logging_dir": logging_dir}
+    if ex.type == "local":
+        from datatrove.executor import LocalPipelineExecutor as Executor
+
+        kwargs = {**common, "start_method": ex.start_method}
+    elif ex.type == "ray":
+        from datatrove.executor import RayPipelineExecutor as Executor
+
+        kwargs = {
+            **common,
+            "cpus_per_task": ex.cpus_per_task,
+            "mem_per_cpu_gb": ex.mem_per_cpu_gb,
+            "tasks_per_job": min(ex.tasks_per_job, stage.tasks),
+        }
+    else:
+        from datatrove.executor import SlurmPipelineExecutor as Executor
+
+        kwargs = {
+            **common,
+            "workers": ex.workers,
+            "depends": depends,
+            "time": ex.time,
+            "partition": ex.partition,
+            "cpus_per_task": ex.cpus_per_task,
+            "mem_per_cpu_gb": ex.mem_per_cpu_gb,
+            "qos": ex.qos,
+            "job_name": f"{ex.job_name}-{stage.name}",
+            "venv_path": ex.venv_path,
+            "env_command": ex.env_command,
+            "sbatch_args": dict(ex.sbatch_args),
+            "tasks_per_job": min(ex.tasks_per_job, stage.tasks),
+        }
+    kwargs.update(ex.stage_overrides.get(stage.name, {}))  # per-stage resources, e.g. memory of the cluster stage
+    return Executor(stage.pipeline, **kwargs)
+
+
+def prepare_run_folder(config: DataPipelineConfig) -> bool:
+    """Create / check the run folder; returns True when this exact run already finished.
+
+    A folder from a run with another configuration (or `overwrite`) is cleared; one from the same configuration
+    is resumed (datatrove skips finished tasks). A non-empty folder that is not a run folder is refused.
+    """
+    root = config.resolved_output_dir
+    folder = get_datafolder(root)
+    fingerprint = config.fingerprint()
+    previous = None
+    if folder.exists(RUN_FILE):
+        with folder.open(RUN_FILE) as f:
+            previous = json.load(f).get("fingerprint")
+    elif folder.exists("") and folder.ls("", detail=False):
+        raise FileExistsError(
+            f"output_dir {root} exists, is not empty and is not a data-pipeline run folder (no {RUN_FILE}); "
+            "choose a new or empty folder"
+        )
+    finalized = folder.exists("logs/finalize/completions/00000")
+    published = folder.exists(f"output/{COMPLETE_MARKER}")
+    if previous == fingerprint and finalized and not published:
+        reason = "finished run lost its output"  # its intermediate files are gone too: redo all
+    elif previous is not None and (config.overwrite or previous != fingerprint):
+        reason = "overwrite requested" if config.overwrite else "configuration changed"
+    else:
+        reason = None
+    if reason:
+        logger.info(f"{root}: {reason}; starting over")
+        for sub in RUN_SUBDIRS:
+            if folder.exists(sub):
+                folder.rm(sub, recursive=True)
+        for name in RUN_FILES:
+            if folder.exists(name):
+                folder.rm(name)
+        previous = None
+    finished = previous == fingerprint and finalized and published
+    if not finished:
+        unpublish(folder)
+    folder.makedirs("", exist_ok=True)
+    with folder.open(RUN_FILE, "w") as f:
+        json.dump({"fingerprint": fingerprint, "config": config.to_dict()}, f, indent=2, default=str)
+    return finished
+
+
+def run_pipeline(config: DataPipelineConfig) -> str:
+    """Run (or submit, for Slurm) the whole pipeline; returns the run folder. Raises if any task fails."""
+    for spec in config.inputs:
+        spec.check_exists()
+    root = config.resolved_output_dir
+    if prepare_run_folder(config):
+        logger.info(f"{root}: this configuration already ran to completion; nothing to do (set overwrite to redo)")
+        return root
+    stages = build_stages(config)
+    if config.executor.type == "slurm":
+        executor = None
+        for stage in stages:
+            executor = make_executor(config, stage, depends=executor)
+        executor.run()  # submits every stage as a job array, chained with afterok dependencies
+        logger.info(f"submitted {len(stages)} Slurm jobs; the output appears in {root}/output when the last ends")
+        return root
+    if config.executor.type == "local" and config.executor.start_method == "forkserver":
+        import multiprocess
+
+        # workers fork from a server that imported the pipeline once, instead of each importing it again
+        multiprocess.get_context("forkserver").set_forkserver_preload(["deepseek_hf.data.pipeline"])
+    if config.executor.type == "ray":
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=config.executor.ray_address, ignore_reinit_error=True)
+    for i, stage in enumerate(stages, 1):
+        logger.info(f"[{i}/{len(stages)}] stage {stage.name}: {stage.tasks} task(s)")
+        start = time.perf_counter()
+        executor = make_executor(config, stage)
+        try:
+            executor.run()
+        except Exception as e:
+            raise RuntimeError(
+                f"data pipeline stage {stage.name!r} failed (logs: {root}/logs/{stage.name}): {e}"
+            ) from e
+        failed = executor.get_incomplete_ranks(skip_completed=True)
+        if failed:
+            raise RuntimeError(
+                f"data pipeline stage {stage.name!r}: tasks {failed} did not complete (logs: {root}/logs/{stage.name})"
+            )
+        logger.info(f"[{i}/{len(stages)}] stage {stage.name} done in {time.perf_counter() - start:.1f}s")
+    return root
