@@ -1,0 +1,49 @@
+"""Pretraining: the paper's recipe (arXiv 2401.02954, section 2.3) on transformers' `Trainer`.
+
+* `PretrainConfig` (a `TrainingArguments`), `PretrainDataArguments`, `PretrainModelArguments`: the recipe's config;
+* `build_packed_dataset` / `PackedDataset`: documents tokenized once and packed into fixed-length rows;
+* `get_token_scheduler`: the multi-step (and cosine) LR schedule, stepped by tokens;
+* `resolve_training_plan`: batch size, LR and length from explicit values or the scaling laws;
+* `PretrainTrainer`: the `Trainer` that ties them together, with atomic checkpoints;
+* `build_model` / `load_tokenizer`: the model from a preset / config JSON + overrides, sized to the tokenizer.
+
+Submodules are imported lazily, so `import deepseek_hf.training.schedules` does not import the trainer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "PretrainConfig": "args",
+    "PretrainDataArguments": "args",
+    "PretrainModelArguments": "args",
+    "PackedDataset": "packing",
+    "TokenizedCorpus": "packing",
+    "build_packed_dataset": "packing",
+    "get_token_scheduler": "schedules",
+    "multi_step_lr_factor": "schedules",
+    "cosine_lr_factor": "schedules",
+    "TokenBasedLR": "schedules",
+    "TrainingPlan": "plan",
+    "resolve_training_plan": "plan",
+    "PretrainTrainer": "trainer",
+    "read_checkpoint_progress": "trainer",
+    "LossCurveCallback": "callbacks",
+    "SchedulePhaseCallback": "callbacks",
+    "Stage1CheckpointCallback": "callbacks",
+    "plot_loss_curve": "plotting",
+    "build_model": "model",
+    "load_tokenizer": "model",
+    "build_model_config": "model",
+    "resolve_dataset_path": "packing",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

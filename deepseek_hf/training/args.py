@@ -1,0 +1,180 @@
+"""Configuration dataclasses of the pretraining recipe: data, model, and training (a `TrainingArguments`).
+
+The three dataclasses are what `recipes/pretrain.py` parses (strictly: an unknown YAML key or flag is an error),
+so every field here is a documented config key. The training defaults are the paper's (arXiv 2401.02954 section
+2.3): AdamW with beta (0.9, 0.95), weight decay 0.1, gradient clipping 1.0, the multi-step LR schedule with 2000
+warm-up steps, bf16 where the hardware has it.
+
+Batch size, learning rate and run length can be given the Hugging Face way (`per_device_train_batch_size`,
+`gradient_accumulation_steps`, `learning_rate`, `max_steps`), the paper's way (`global_batch_size` in sequences,
+`max_tokens`), or left to the scaling laws (`compute_budget` or `max_tokens` without a batch size or LR): see
+`deepseek_hf.training.plan`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainingArguments
+
+from .schedules import PAPER_WARMUP_STEPS, SCHEDULES
+
+__all__ = ["PretrainDataArguments", "PretrainModelArguments", "PretrainConfig"]
+
+
+@dataclass
+class PretrainDataArguments:
+    """Where the pretraining documents come from and how they are packed."""
+
+    dataset_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Documents to train on: a data pipeline output folder (`deepseek-hf data run`), a JSONL / JSON / "
+            "text file (optionally .gz), a folder or glob of them, or a `datasets` name."
+        },
+    )
+    dataset_fallback_path: str | None = field(
+        default=None,
+        metadata={"help": "Used (with a warning) when `dataset_path` does not exist, e.g. the shipped demo corpus."},
+    )
+    dataset_text_field: str = field(default="text", metadata={"help": "Field holding the document text."})
+    dataset_split: str = field(default="train", metadata={"help": "Split, for `datasets` names."})
+    seq_length: int = field(default=4096, metadata={"help": "Tokens per packed training sequence (the paper: 4096)."})
+    tokenized_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where tokenized corpora are cached (default: `<output_dir>/tokenized`)."},
+    )
+
+
+@dataclass
+class PretrainModelArguments:
+    """The model to train from scratch (a preset and/or a config JSON, plus overrides) and its tokenizer."""
+
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer folder (e.g. trained by `deepseek-hf tokenizer train`)."}
+    )
+    model_preset: str | None = field(
+        default=None, metadata={"help": "A `DeepseekLLMConfig` preset: deepseek-llm-7b, deepseek-llm-67b, ..."}
+    )
+    model_config: str | None = field(
+        default=None, metadata={"help": "A model config.json (or a folder with one); overrides the preset's fields."}
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated `key=value` overrides of the model config (transformers' run_clm.py idiom), "
+            "e.g. `num_hidden_layers=2,hidden_size=64`. `vocab_size` defaults to padded_vocab_size(len(tokenizer))."
+        },
+    )
+    attn_implementation: str | None = field(
+        default="sdpa", metadata={"help": "Attention kernel: sdpa, eager, flash_attention_2 (GPU, optional extra)."}
+    )
+
+
+@dataclass
+class PretrainConfig(TrainingArguments):
+    """`TrainingArguments` with the paper's defaults, token budgets, the scaling laws and the token-based schedule.
+
+    `lr_scheduler_type` also accepts `multi_step` (the paper's, default) and `cosine`, both stepped by tokens
+    (see `deepseek_hf.training.schedules`); their options go in `lr_scheduler_kwargs` (`milestones`, `factors`;
+    `min_lr_ratio`). Any other transformers scheduler name uses transformers' step-based scheduler.
+    """
+
+    # --- run length, batch size and learning rate (resolved by deepseek_hf.training.plan) ---
+    max_tokens: float | None = field(
+        default=None, metadata={"help": "Token budget D of the whole run (the paper: 2e12). Alternative to max_steps."}
+    )
+    compute_budget: float | None = field(
+        default=None,
+        metadata={
+            "help": "Compute budget C in FLOPs (C = M * D, M from the model config); sets D and, if not "
+            "given, the batch size and learning rate from the scaling laws (paper section 3)."
+        },
+    )
+    global_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Sequences per optimizer step over all processes (Table 2: 2304 for 7B); sets "
+            "gradient_accumulation_steps."
+        },
+    )
+    batch_size_tokens: int | None = field(
+        default=None, metadata={"help": "Tokens per optimizer step; an alternative to global_batch_size."}
+    )
+    learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Peak learning rate (Table 2: 4.2e-4 for 7B). Unset: from the scaling law of the budget."},
+    )
+    # --- the paper's optimizer and schedule as defaults ---
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1 (paper: 0.9)."})
+    adam_beta2: float = field(default=0.95, metadata={"help": "AdamW beta2 (paper: 0.95)."})
+    weight_decay: float = field(
+        default=0.1, metadata={"help": "AdamW weight decay (paper: 0.1); not applied to norms and biases."}
+    )
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (paper: 1.0)."})
+    warmup_steps: float = field(default=PAPER_WARMUP_STEPS, metadata={"help": "Linear warm-up steps (paper: 2000)."})
+    lr_scheduler_type: str = field(
+        default="multi_step",
+        metadata={"help": "multi_step (paper), cosine (both token-based), or any transformers scheduler name."},
+    )
+    bf16: bool | None = field(
+        default=None, metadata={"help": "bf16 mixed precision; default: on where the GPU supports it, else fp32."}
+    )
+    # --- outputs ---
+    save_stage1_checkpoint: bool = field(
+        default=True,
+        metadata={
+            "help": "Save `stage1-checkpoint-<step>` at the first LR milestone (80%% of the tokens), the "
+            "checkpoint that a longer run can continue from."
+        },
+    )
+    plot_loss_curve: bool = field(
+        default=True, metadata={"help": "Save `loss_curve.png` (loss and LR, schedule phases marked) at the end."}
+    )
+    report_to: None | str | list[str] = field(
+        default="auto",
+        metadata={"help": "Trackers; `auto` = tensorboard and/or trackio when installed, else none."},
+    )
+    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+    save_steps: float = field(default=500, metadata={"help": "Checkpoint every N optimizer steps."})
+    include_num_input_tokens_seen: str | bool = field(
+        default=True, metadata={"help": "Count the tokens seen (logged as num_input_tokens_seen)."}
+    )
+
+    def __post_init__(self):
+        if self.bf16 is None:
+            self.bf16 = bool(not self.use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        if self.report_to == "auto":
+            from transformers.integrations import is_tensorboard_available, is_trackio_available
+
+            self.report_to = [
+                name
+                for name, available in (
+                    ("tensorboard", is_tensorboard_available()),
+                    ("trackio", is_trackio_available()),
+                )
+                if available
+            ] or "none"
+        # TrainingArguments validates `lr_scheduler_type` against transformers' names; ours are token-based and
+        # built by PretrainTrainer.create_scheduler, so hide them from that check.
+        token_schedule = self.lr_scheduler_type if self.lr_scheduler_type in SCHEDULES else None
+        if token_schedule:
+            self.lr_scheduler_type = "constant"
+        super().__post_init__()
+        if token_schedule:
+            self.lr_scheduler_type = token_schedule
+        for name in ("max_tokens", "compute_budget"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"`{name}` must be positive, got {value}")
+        for name in ("global_batch_size", "batch_size_tokens"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {value}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}")
+
+    @property
+    def uses_token_schedule(self) -> bool:
+        return self.lr_scheduler_type in SCHEDULES

@@ -1,0 +1,456 @@
+"""Tokenize documents once into a flat token file, and read it back as fixed-length packed sequences.
+
+Pretraining batches carry no padding: documents are concatenated (BOS as the tokenizer adds it, EOS appended to
+every document) and cut into rows of `seq_length` tokens. Each row also carries `position_ids` that restart at 0
+where a document starts, so the model's attention stays inside documents (transformers turns packed position ids
+into a block-diagonal causal mask), and `labels` that leave out every document's first token.
+
+Layout and behaviour, decided here once:
+
+* **Two passes, two formats.** `tokenize_corpus` streams the documents (a `datasets` streaming dataset, never the
+  whole corpus in memory), tokenizes them in batches and appends the ids to `tokens.bin` (uint16, or uint32 for
+  vocabularies over 65535) with the document boundaries in `doc_offsets.npy`, Megatron/OLMo style. It writes into a
+  temporary folder and renames it, so a crash never leaves a corpus that looks complete. `PackedDataset` then
+  memory-maps that file: random access to row `i` is a slice, corpora larger than memory work, and the
+  `Trainer`'s seeded sampler gives a deterministic order that resumes exactly (a skip is an index, not a re-read).
+* **Labels.** `labels == input_ids`, except `-100` where `position_ids == 0` (the first token of each document, or
+  of a row). With the causal shift, the last token of document A would otherwise be trained to predict the first
+  token of document B, which it cannot see: that cross-document prediction is excluded. The EOS of each document
+  *is* a target (the model learns to end documents), and the BOS at a document's start predicts its first token.
+* **Long documents.** A document longer than what is left of a row continues on the next row; the continuation
+  restarts its position ids at 0 (its first token is not a target), exactly like a new document. Nothing is
+  truncated or dropped, except the final partial row of the corpus (fewer than `seq_length` tokens), which is
+  reported.
+* **Bad input.** Empty or whitespace-only documents are skipped and counted; a record whose text is not a
+  string, a missing text field, or a corpus with fewer tokens than one row raise a `ValueError` naming it.
+
+```python
+from deepseek_hf.training.packing import build_packed_dataset
+ds = build_packed_dataset("corpus.jsonl.gz", tokenizer, seq_length=256, cache_dir="outputs/tokenized")
+row = ds[0]   # {"input_ids": LongTensor[256], "position_ids": LongTensor[256], "labels": LongTensor[256]}
+```
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+__all__ = [
+    "IGNORE_INDEX",
+    "TokenizedCorpus",
+    "PackedDataset",
+    "build_packed_dataset",
+    "document_token_ids",
+    "iter_texts",
+    "load_documents",
+    "pack_position_ids",
+    "resolve_dataset_path",
+    "source_fingerprint",
+    "tokenize_corpus",
+    "tokenizer_fingerprint",
+]
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+FORMAT_VERSION = 1
+_TOKENS_FILE, _OFFSETS_FILE, _META_FILE = "tokens.bin", "doc_offsets.npy", "meta.json"
+_JSON_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".jsonl.zst", ".json.zst")
+_TEXT_SUFFIXES = (".txt", ".txt.gz")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reading documents
+# ----------------------------------------------------------------------------------------------------------------
+def _is_pipeline_output(path: Path) -> bool:
+    """A `deepseek-hf data run` output folder: `<dir>/output/*.jsonl.gz` (see the data pipeline's contract)."""
+    return path.is_dir() and (path / "output").is_dir()
+
+
+def _local_files(source: str) -> list[str] | None:
+    """The local files a source names (a file, a folder of JSONL/text files, or a glob); None if not local."""
+    path = Path(source)
+    if path.is_file():
+        return [str(path)]
+    if path.is_dir():
+        files = sorted(
+            str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(_JSON_SUFFIXES + _TEXT_SUFFIXES)
+        )
+        if not files:
+            raise ValueError(f"dataset folder {source!r} holds no .jsonl / .json / .txt files (optionally .gz)")
+        return files
+    if any(char in source for char in "*?["):
+        files = sorted(glob.glob(source, recursive=True))
+        if not files:
+            raise ValueError(f"dataset pattern {source!r} matches no files")
+        return files
+    return None
+
+
+PACKAGE_PREFIX = "package://"  # files shipped inside the package, as in the data pipeline's configs
+
+
+def _expand_package_path(path: str | None) -> str | None:
+    """`package://demo/x.jsonl.gz` -> the file shipped as `deepseek_hf/assets/demo/x.jsonl.gz`."""
+    if path and path.startswith(PACKAGE_PREFIX):
+        from importlib import resources
+
+        return str(resources.files("deepseek_hf").joinpath("assets", path[len(PACKAGE_PREFIX) :]))
+    return path
+
+
+def resolve_dataset_path(path: str | None, fallback: str | None = None) -> str:
+    """`path` if it exists (or names a `datasets` dataset), else `fallback` with a warning; a clear error if neither.
+
+    Either may be `package://demo/...`, a file shipped with the package.
+    """
+    path, fallback = _expand_package_path(path), _expand_package_path(fallback)
+    if not path and not fallback:
+        raise ValueError(
+            "no dataset: set dataset_path (a data pipeline output, JSONL / text files, or a dataset name)"
+        )
+    if path and (os.path.exists(path) or _local_files(path) is not None or not _looks_like_path(path)):
+        return path
+    if fallback:
+        if path:
+            logger.warning("dataset_path %r does not exist: using dataset_fallback_path %r", path, fallback)
+        if not os.path.exists(fallback) and _looks_like_path(fallback):
+            raise FileNotFoundError(f"neither dataset_path {path!r} nor dataset_fallback_path {fallback!r} exists")
+        return fallback
+    raise FileNotFoundError(f"dataset {path!r} does not exist")
+
+
+def _looks_like_path(source: str) -> bool:
+    """A local path rather than a Hub dataset name (`name` or `org/name`, no file suffix)."""
+    return bool(Path(source).suffix) or source.startswith((".", "/", "~")) or source.count("/") >= 2
+
+
+def load_documents(source: str | os.PathLike, *, split: str = "train"):
+    """A streaming `datasets` dataset of the documents of `source`.
+
+    `source` is a data pipeline output folder (read with `deepseek_hf.data.load_output`), a JSONL / JSON / text
+    file (optionally gzipped), a folder or glob of such files, or else a dataset name for `datasets.load_dataset`.
+    """
+    import datasets
+
+    source = os.fspath(source)
+    path = Path(source)
+    if _is_pipeline_output(path):  # only a complete run: load_output checks its completion manifest
+        from deepseek_hf.data import load_output
+
+        return load_output(source, streaming=True)
+    files = _local_files(source)
+    if files is not None:
+        files = [f for f in files if not _is_empty_file(f)]  # `datasets` cannot infer a schema from them
+        if not files:
+            raise ValueError(f"no documents with text in {source}: its files are empty")
+    if files is None:
+        if _looks_like_path(source):
+            raise FileNotFoundError(f"dataset {source!r} does not exist")
+        return datasets.load_dataset(source, split=split, streaming=True)
+    if all(f.endswith(_TEXT_SUFFIXES) for f in files):
+        return datasets.load_dataset("text", data_files=files, split="train", streaming=True)
+    if not all(f.endswith(_JSON_SUFFIXES) for f in files):
+        raise ValueError(f"cannot mix JSON and text files in one dataset: {files}")
+    return datasets.load_dataset("json", data_files=files, split="train", streaming=True)
+
+
+def _is_empty_file(path: str) -> bool:
+    if path.endswith(".gz"):
+        with gzip.open(path, "rb") as handle:
+            return not handle.read(1)
+    return os.path.getsize(path) == 0
+
+
+def iter_texts(
+    documents: Iterable[dict[str, Any]], text_field: str = "text", stats: dict | None = None
+) -> Iterator[str]:
+    """The text of each record; empty / whitespace-only texts are skipped and counted in `stats["skipped_empty"]`."""
+    stats = stats if stats is not None else {}
+    stats.setdefault("skipped_empty", 0)
+    for index, record in enumerate(documents):
+        if text_field not in record:
+            raise ValueError(f"record {index} has no {text_field!r} field (fields: {sorted(record)})")
+        text = record[text_field]
+        if text is None:  # `datasets` fills a field missing from some records with null
+            raise ValueError(f"record {index} has no {text_field!r} field (missing or null)")
+        if not isinstance(text, str):
+            raise ValueError(f"record {index}: field {text_field!r} is {type(text).__name__}, expected a string")
+        if not text.strip():
+            stats["skipped_empty"] += 1
+            continue
+        yield text
+
+
+def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tokenizing into a flat token file
+# ----------------------------------------------------------------------------------------------------------------
+def document_token_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each document: the tokenizer's own special tokens (BOS for DeepSeek's), then one EOS."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError(f"the tokenizer {type(tokenizer).__name__} has no EOS token; packing needs one per document")
+    encoded = tokenizer(list(texts), add_special_tokens=True, return_attention_mask=False, verbose=False)["input_ids"]
+    return [ids if ids and ids[-1] == eos else ids + [eos] for ids in encoded]
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A hash of everything that decides the ids: the tokenizer's pipeline, vocab and special-token settings."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    spec = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    probe = document_token_ids(tokenizer, ["fingerprint probe"])[0]  # catches BOS / EOS behaviour
+    payload = json.dumps([type(tokenizer).__name__, spec, len(tokenizer), probe])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def source_fingerprint(source: str | os.PathLike) -> str:
+    """A hash of a source's identity: for local files their paths, sizes and modification times."""
+    source = os.fspath(source)
+    path = Path(source)
+    files = _local_files(str(path / "output")) if _is_pipeline_output(path) else _local_files(source)
+    if files is None:
+        identity: Any = ["hub", source]
+    else:
+        identity = [[os.path.abspath(f), os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in files]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+
+
+def tokenize_corpus(
+    texts: Iterable[str],
+    tokenizer,
+    output_dir: str | os.PathLike,
+    *,
+    batch_size: int = 1000,
+    description: str = "",
+    extra_meta: dict | None = None,
+) -> TokenizedCorpus:
+    """Tokenize `texts` (streamed, in batches) into `output_dir`; atomic: written to a temporary folder, renamed.
+
+    Raises `ValueError` when there is no non-empty document. Returns the corpus, memory-mapped.
+    """
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.uint32
+    lengths = array("q")
+    num_tokens = 0
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    try:
+        with open(staging / _TOKENS_FILE, "wb") as tokens_file:
+            progress = tqdm(desc=f"tokenizing {description}".strip(), unit=" docs", mininterval=1.0)
+            for batch in _batched(texts, batch_size):
+                for ids in document_token_ids(tokenizer, batch):
+                    np.asarray(ids, dtype=dtype).tofile(tokens_file)
+                    lengths.append(len(ids))
+                    num_tokens += len(ids)
+                progress.update(len(batch))
+            progress.close()
+            tokens_file.flush()
+            os.fsync(tokens_file.fileno())
+        if not lengths:
+            raise ValueError(f"no documents with text in {description or 'the dataset'}: nothing to train on")
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(np.frombuffer(lengths, dtype=np.int64), out=offsets[1:])
+        np.save(staging / _OFFSETS_FILE, offsets)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "num_documents": len(lengths),
+            "num_tokens": int(num_tokens),
+            "dtype": np.dtype(dtype).name,
+            "vocab_size": len(tokenizer),
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "source": description,
+            **(extra_meta or {}),
+        }
+        (staging / _META_FILE).write_text(json.dumps(meta, indent=2))
+        if output_dir.exists():  # someone else (another rank) finished first: theirs is identical
+            shutil.rmtree(staging)
+        else:
+            os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return TokenizedCorpus.load(output_dir)
+
+
+@dataclass
+class TokenizedCorpus:
+    """A tokenized corpus on disk: all ids in one flat memory-mapped array, plus document offsets."""
+
+    path: Path
+    tokens: np.ndarray  # memmap, [num_tokens]
+    doc_offsets: np.ndarray  # [num_documents + 1], doc i is tokens[offsets[i]:offsets[i + 1]]
+    meta: dict
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TokenizedCorpus:
+        path = Path(path)
+        meta_file = path / _META_FILE
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"{path} is not a tokenized corpus (no {_META_FILE})")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: tokenized corpus format {meta.get('format_version')}, expected {FORMAT_VERSION}"
+            )
+        tokens = np.memmap(path / _TOKENS_FILE, dtype=np.dtype(meta["dtype"]), mode="r")
+        offsets = np.load(path / _OFFSETS_FILE, mmap_mode="r")
+        if len(tokens) != meta["num_tokens"] or offsets[-1] != meta["num_tokens"]:
+            raise ValueError(f"{path}: token file and offsets disagree with meta.json (corrupt corpus?)")
+        return cls(path=path, tokens=tokens, doc_offsets=offsets, meta=meta)
+
+    def __reduce__(self):
+        # Pickled (DataLoader workers under `spawn`) as its path: the worker memory-maps the files itself
+        # instead of receiving a copy of every token.
+        return (TokenizedCorpus.load, (self.path,))
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.meta["num_tokens"])
+
+    @property
+    def num_documents(self) -> int:
+        return int(self.meta["num_documents"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Packed rows
+# ----------------------------------------------------------------------------------------------------------------
+def pack_position_ids(doc_starts_in_row: np.ndarray, seq_length: int) -> np.ndarray:
+    """Position ids of one row: `0, 1, 2, ...`, restarting at 0 at each offset in `doc_starts_in_row`."""
+    segment_start = np.zeros(seq_length, dtype=np.int64)
+    segment_start[doc_starts_in_row] = doc_starts_in_row
+    np.maximum.accumulate(segment_start, out=segment_start)
+    return np.arange(seq_length, dtype=np.int64) - segment_start
+
+
+class PackedDataset(Dataset):
+    """Rows of `seq_length` consecutive tokens of a `TokenizedCorpus`, with per-document position ids and labels.
+
+    Row `i` is `tokens[i * seq_length : (i + 1) * seq_length]`: no padding; the final partial row is left out.
+    """
+
+    def __init__(self, corpus: TokenizedCorpus | str | os.PathLike, seq_length: int):
+        if seq_length < 2:
+            raise ValueError(f"seq_length must be at least 2, got {seq_length}")
+        self.corpus = corpus if isinstance(corpus, TokenizedCorpus) else TokenizedCorpus.load(corpus)
+        self.seq_length = int(seq_length)
+        self.num_rows = self.corpus.num_tokens // self.seq_length
+        if self.num_rows == 0:
+            raise ValueError(
+                f"the dataset has {self.corpus.num_tokens} tokens, fewer than one sequence of {seq_length}: "
+                "add data or lower seq_length"
+            )
+        self._doc_starts = self.corpus.doc_offsets[:-1]
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not -self.num_rows <= index < self.num_rows:
+            raise IndexError(f"row {index} out of range for {self.num_rows} rows")
+        index %= self.num_rows
+        start = index * self.seq_length
+        stop = start + self.seq_length
+        input_ids = torch.from_numpy(self.corpus.tokens[start:stop].astype(np.int64))
+        first = np.searchsorted(self._doc_starts, start, side="left")
+        last = np.searchsorted(self._doc_starts, stop, side="left")
+        starts_in_row = self._doc_starts[first:last] - start
+        position_ids = torch.from_numpy(pack_position_ids(starts_in_row, self.seq_length))
+        labels = input_ids.masked_fill(position_ids == 0, IGNORE_INDEX)
+        return {"input_ids": input_ids, "position_ids": position_ids, "labels": labels}
+
+    # -- statistics -----------------------------------------------------------------------------------------------
+    @property
+    def num_tokens(self) -> int:
+        """Tokens in the rows (the corpus minus its final partial row)."""
+        return self.num_rows * self.seq_length
+
+    def stats(self) -> dict[str, Any]:
+        lengths = np.diff(self.corpus.doc_offsets)
+        return {
+            "documents": self.corpus.num_documents,
+            "skipped_empty_documents": int(self.corpus.meta.get("skipped_empty", 0)),
+            "corpus_tokens": self.corpus.num_tokens,
+            "rows": self.num_rows,
+            "seq_length": self.seq_length,
+            "tokens_in_rows": self.num_tokens,
+            "dropped_tail_tokens": self.corpus.num_tokens - self.num_tokens,
+            "documents_longer_than_seq_length": int((lengths > self.seq_length).sum()),
+            "mean_document_tokens": float(lengths.mean()),
+        }
+
+    def unigram_entropy(self, max_tokens: int = 10_000_000) -> float:
+        """Entropy (nats) of the token distribution of the training targets, over at most `max_tokens` tokens.
+
+        The loss of a model that ignores the context and predicts token frequencies: a trained LM must go well
+        below it.
+        """
+        tokens = np.asarray(self.corpus.tokens[: min(self.num_tokens, max_tokens)], dtype=np.int64)
+        rows = tokens[: len(tokens) // self.seq_length * self.seq_length]
+        targets = np.ones(len(rows), dtype=bool)
+        targets[self.corpus.doc_offsets[:-1][self.corpus.doc_offsets[:-1] < len(rows)]] = False
+        targets[:: self.seq_length] = False  # row starts are never targets either
+        counts = np.bincount(rows[targets]).astype(np.float64)
+        p = counts[counts > 0] / counts.sum()
+        return float(-(p * np.log(p)).sum())
+
+
+def build_packed_dataset(
+    source: str | os.PathLike,
+    tokenizer,
+    seq_length: int,
+    cache_dir: str | os.PathLike,
+    *,
+    text_field: str = "text",
+    split: str = "train",
+    batch_size: int = 1000,
+) -> PackedDataset:
+    """Tokenize `source` into `cache_dir` (once per source + tokenizer) and return its packed rows.
+
+    The cache key hashes the source files (path, size, mtime) and the tokenizer, so a changed corpus or
+    tokenizer is tokenized again and an unchanged one is reused (under `accelerate launch`, call it on the main
+    process first: the other ranks then read the cache).
+    """
+    source = os.fspath(source)
+    key = f"{source_fingerprint(source)}-{tokenizer_fingerprint(tokenizer)}-{text_field}"
+    corpus_dir = Path(cache_dir) / key
+    if (corpus_dir / _META_FILE).is_file():
+        logger.info("Reusing the tokenized corpus %s for %s", corpus_dir, source)
+        corpus = TokenizedCorpus.load(corpus_dir)
+    else:
+        stats: dict[str, int] = {}
+        texts = iter_texts(load_documents(source, split=split), text_field, stats)
+        # `stats` fills up while the texts are read; tokenize_corpus writes it to meta.json after the last one.
+        corpus = tokenize_corpus(
+            texts, tokenizer, corpus_dir, batch_size=batch_size, description=source, extra_meta=stats
+        )
+    return PackedDataset(corpus, seq_length)
