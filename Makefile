@@ -22,8 +22,15 @@ $(VENV)/.installed: setup.py pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The main job on the embedded default (shipped data, CPU): data pipeline -> tokenizer -> pretraining -> generation.
+# Each run starts afresh in outputs/demo/ (recipes/README.md explains the stages).
+DEMO := outputs/demo
 demo: install
-	$(BIN)/python -m deepseek_hf.demo
+	rm -rf $(DEMO)
+	$(BIN)/python recipes/prepare_data.py --config recipes/tiny/data/config_demo.yaml
+	$(BIN)/deepseek-hf tokenizer train $(DEMO)/data/output --vocab-size 4000 --output-dir $(DEMO)/tokenizer
+	$(BIN)/python recipes/pretrain.py --config recipes/tiny/pretrain/config_cpu.yaml
+	$(BIN)/deepseek-hf model generate $(DEMO)/pretrain --prompt "The people of the United States" --prompt "春眠不觉晓，"
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -35,8 +42,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Each benchmark prints ours vs a peer measured in the same command (figures: benchmarks/README.md).
 bench: install
 	$(BIN)/python benchmarks/bench_model.py
+	$(BIN)/python benchmarks/bench_tokenizer.py
+	$(BIN)/python benchmarks/bench_dedup.py
+	$(BIN)/python benchmarks/bench_pretrain.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info outputs
