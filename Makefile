@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/python recipes/prepare_data.py --config recipes/tiny/data/config_demo.yaml
 	$(BIN)/deepseek-hf tokenizer train $(DEMO)/data/output --vocab-size 4000 --output-dir $(DEMO)/tokenizer
 	$(BIN)/python recipes/pretrain.py --config recipes/tiny/pretrain/config_cpu.yaml
-	$(BIN)/deepseek-hf model generate $(DEMO)/pretrain --prompt "The people of the United States" --prompt "春眠不觉晓，"
+	$(BIN)/deepseek-hf model generate $(DEMO)/pretrain --prompt "First Citizen:" --prompt "春眠不觉晓，"
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
