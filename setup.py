@@ -21,10 +21,13 @@ _deps = [
     "peft>=0.17,<1",
     "py3langid>=0.4,<0.5",
     "pyyaml>=6,<7",
+    "regex>=2023.0",
     "safetensors>=0.8,<1",
     "tokenizers>=0.23.1,<0.24",
     "torch>=2.6,<2.14",
     "tqdm>=4.66,<5",
+    # datatrove hashes str shingles; xxhash 4 only accepts bytes (datatrove's own extras pin xxhash<4)
+    "xxhash>=3.4,<4",
     "transformers>=5.24,<5.40",
     "trl>=1.16,<2",
     # optional
@@ -62,7 +65,9 @@ install_requires = deps_list(
     "orjson",
     "py3langid",
     "pyyaml",
+    "regex",
     "tqdm",
+    "xxhash",
 )
 extras = {
     "flash": deps_list("flash-attn"),
