@@ -201,7 +201,7 @@ class DeepseekLLMConfig(PreTrainedConfig):
         if size > self.vocab_size:
             raise ValueError(
                 f"`vocab_size` ({self.vocab_size}) is smaller than the tokenizer's {size} tokens; "
-                f"build the model with vocab_size >= {size} (e.g. padded to a multiple of 128)."
+                f"build the model with vocab_size >= {size}, e.g. `deepseek_hf.tokenizer.padded_vocab_size({size})`."
             )
 
     # ----------------------------------------------------------------------------------------------------------
