@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +29,7 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_INDEX_NAME
 
 from .modeling import DeepseekLLMConfig, DeepseekLLMForCausalLM
+from .utils import staged_directory
 
 # Architecture fields with the same name and meaning in both configs (plus the generic `dtype`).
 SHARED_FIELDS = (
@@ -135,9 +135,7 @@ def convert_checkpoint(
             target = LlamaForCausalLM(config)
     _check_weight_names(src, expected=set(target.state_dict()), tied=config.tie_word_embeddings)
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-    try:
+    with staged_directory(dst) as tmp:  # `overwrite` was checked above
         for item in sorted(src.iterdir()):
             if item.name == CONFIG_NAME or item.suffix == ".py" or item.name.startswith(".") or not item.is_file():
                 continue  # the config is rewritten; custom code belongs to the source format
@@ -148,12 +146,6 @@ def convert_checkpoint(
             config.save_pretrained(tmp)  # + configuration file and auto_map["AutoConfig"]
         else:
             config.save_pretrained(tmp)
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst
 
 

@@ -346,11 +346,7 @@ class DataPipelineConfig:
             data = yaml.safe_load(f) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a YAML mapping at the top level")
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(allowed))
-        if unknown:
-            raise ValueError(f"{path}: unknown key(s) {unknown}; allowed keys: {allowed}")
-        return cls(**data)
+        return _from_mapping(cls, data, path)
 
     @property
     def resolved_output_dir(self) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
+
+from ..utils import staged_directory
 
 
 def save_tokenizer(
@@ -27,27 +27,8 @@ def save_tokenizer(
         raise FileExistsError(f"{output_dir} exists and is not a directory")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{output_dir} is not empty; pass overwrite=True (CLI: --overwrite) to replace it")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=output_dir.parent))
-    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); the result should be an ordinary directory
-    try:
+    with staged_directory(output_dir) as staging:
         tokenizer.save_pretrained(staging, save_jinja_files=False)
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
-        if output_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".old", dir=output_dir.parent))
-            os.replace(output_dir, retired / output_dir.name)
-            os.replace(staging, output_dir)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output_dir
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -33,6 +33,7 @@ from tokenizers import Tokenizer, trainers
 from tokenizers.models import BPE
 from tqdm.auto import tqdm
 
+from ..utils import batched
 from .io import save_tokenizer
 from .pre_tokenizer import byte_alphabet, deepseek_pre_tokenizer
 from .special_tokens import NUM_SPECIAL_TOKENS
@@ -115,14 +116,7 @@ class TrainingCorpus:
                 yield text
 
     def batches(self, size: int = _BATCH) -> Iterator[list[str]]:
-        batch: list[str] = []
-        for text in self:
-            batch.append(text)
-            if len(batch) == size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        return batched(self, size)
 
     def _dataset_records(self) -> Iterator[Any]:
         for batch in self._dataset.iter(batch_size=_BATCH):

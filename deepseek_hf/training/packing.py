@@ -39,8 +39,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,6 +49,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
+
+from ..utils import batched, staged_directory
 
 __all__ = [
     "IGNORE_INDEX",
@@ -199,17 +199,6 @@ def iter_texts(
         yield text
 
 
-def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Tokenizing into a flat token file
 # ----------------------------------------------------------------------------------------------------------------
@@ -257,15 +246,14 @@ def tokenize_corpus(
     Raises `ValueError` when there is no non-empty document. Returns the corpus, memory-mapped.
     """
     output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.uint32
     lengths = array("q")
     num_tokens = 0
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
+    # if another rank finished the same cache first, its identical result is kept
+    with staged_directory(output_dir, if_exists="keep") as staging:
         with open(staging / _TOKENS_FILE, "wb") as tokens_file:
             progress = tqdm(desc=f"tokenizing {description}".strip(), unit=" docs", mininterval=1.0)
-            for batch in _batched(texts, batch_size):
+            for batch in batched(texts, batch_size):
                 for ids in document_token_ids(tokenizer, batch):
                     np.asarray(ids, dtype=dtype).tofile(tokens_file)
                     lengths.append(len(ids))
@@ -291,13 +279,6 @@ def tokenize_corpus(
             **(extra_meta or {}),
         }
         (staging / _META_FILE).write_text(json.dumps(meta, indent=2))
-        if output_dir.exists():  # someone else (another rank) finished first: theirs is identical
-            shutil.rmtree(staging)
-        else:
-            os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return TokenizedCorpus.load(output_dir)
 
 
