@@ -100,8 +100,9 @@ setup(
     packages=packages,
     package_dir=package_dir,
     package_data={
-        "deepseek_hf": ["assets/**/*"],
-        "deepseek_hf.eval_tasks": ["**/*.yaml", "**/*.md"],
+        "deepseek_hf": ["assets/**/*", "eval/reference/*"],
+        # lm-eval's conventions: task YAMLs, `_*_yaml` templates (no .yaml suffix, so never indexed as tasks)
+        "deepseek_hf.eval_tasks": ["**/*.yaml", "**/*_yaml", "**/*.md"],
     },
     include_package_data=True,
     install_requires=install_requires,
