@@ -10,6 +10,7 @@ from .modeling_deepseek_llm import (
     DeepseekLLMModel,
     DeepseekLLMPreTrainedModel,
     fused_linear_cross_entropy,
+    token_log_probs,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "DeepseekLLMPreTrainedModel",
     "fused_linear_cross_entropy",
     "swiglu_intermediate_size",
+    "token_log_probs",
 ]

@@ -400,6 +400,38 @@ def fused_linear_cross_entropy(
     )
 
 
+@torch.no_grad()
+def token_log_probs(
+    hidden_states: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    chunk_size: int = 1024,
+    bias: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token `log_softmax(hidden @ weight.T + bias)[target]` and whether the target is the argmax, for scoring
+    (lm-eval log-likelihoods) where the fused loss's single scalar is not enough.
+
+    `hidden_states` is `[N, d]`, `targets` `[N]` or `[N, K]` (K targets read from the same row, e.g. the answer
+    letters that all follow one context). Only `chunk_size` rows of float32 logits exist at a time, so scoring the
+    few positions that predict a continuation costs `[chunk, vocab]`, never `[batch, seq, vocab]`. The projection
+    runs in the weight's dtype, the log-softmax in float32. The argmax is `torch.argmax`'s (first maximum on ties),
+    as lm-eval's `is_greedy` uses it. Returns `(log_probs float32, is_argmax bool)`, both shaped like `targets`.
+    """
+    squeeze = targets.dim() == 1
+    targets = targets.reshape(targets.shape[0], -1).to(hidden_states.device)
+    log_probs = torch.empty(targets.shape, dtype=torch.float32, device=hidden_states.device)
+    is_argmax = torch.empty(targets.shape, dtype=torch.bool, device=hidden_states.device)
+    for start in range(0, hidden_states.shape[0], chunk_size):
+        h = hidden_states[start : start + chunk_size].to(weight.dtype)
+        t = targets[start : start + chunk_size]
+        logits = F.linear(h, weight, bias).float()
+        log_probs[start : start + chunk_size] = logits.gather(1, t) - torch.logsumexp(logits, dim=1, keepdim=True)
+        is_argmax[start : start + chunk_size] = logits.argmax(dim=1, keepdim=True) == t
+    if squeeze:
+        return log_probs.squeeze(1), is_argmax.squeeze(1)
+    return log_probs, is_argmax
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Models
 # ----------------------------------------------------------------------------------------------------------------
@@ -611,4 +643,5 @@ __all__ = [
     "DeepseekLLMModel",
     "DeepseekLLMPreTrainedModel",
     "fused_linear_cross_entropy",
+    "token_log_probs",
 ]

@@ -51,6 +51,7 @@ class PerplexityMultipleChoiceTask(ConfigurableTask):
         self._tokenizer = None
         self._option_tokens: dict[int, list[int]] = {}  # doc_id -> token count of each option
         self._doc_id: int | None = None
+        self._context_length: tuple[str | None, int] = (None, 0)
 
     # ------------------------------------------------------------------------------------------------------------
     # Requests: lm-eval's (conditional + BOS-only), then the answer-prompt ones
@@ -137,8 +138,9 @@ class PerplexityMultipleChoiceTask(ConfigurableTask):
         n_spaces = len(context) - len(context.rstrip())
         if n_spaces:
             context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-        whole = tokenizer.encode(context + continuation, add_special_tokens=False)
-        return len(whole) - len(tokenizer.encode(context, add_special_tokens=False))
+        if self._context_length[0] != context:  # the options of a document share their context: encode it once
+            self._context_length = (context, len(tokenizer.encode(context, add_special_tokens=False)))
+        return len(tokenizer.encode(context + continuation, add_special_tokens=False)) - self._context_length[1]
 
     def _get_tokenizer(self):
         if self._tokenizer is None:

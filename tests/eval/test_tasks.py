@@ -213,3 +213,79 @@ def test_lm_eval_validate_finds_every_task_and_group(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All tasks found and valid" in result.stdout
+
+
+def test_acc_tokens_without_a_tokenizer_is_a_clear_error(tiny_checkpoint, eval_data):
+    """A model object instead of a path (Python API) and no `tokenizer` in the metadata: say how to name one."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from deepseek_hf.eval.task import MissingTokenizerError
+
+    model = DeepseekLLMForCausalLM.from_pretrained(tiny_checkpoint)
+    lm = HFLM(pretrained=model, tokenizer=AutoTokenizer.from_pretrained(tiny_checkpoint), device="cpu")
+    with pytest.raises(MissingTokenizerError, match="metadata=\\{'tokenizer'"):
+        lm_eval.simple_evaluate(
+            model=lm, tasks=["deepseek_piqa"], task_manager=TaskManager(include_path=task_dir()), limit=1
+        )
+    manager = TaskManager(
+        include_path=task_dir(), metadata={"tokenizer": AutoTokenizer.from_pretrained(tiny_checkpoint)}
+    )
+    results = lm_eval.simple_evaluate(model=lm, tasks=["deepseek_piqa"], task_manager=manager, limit=1)
+    assert "acc_tokens,none" in results["results"]["deepseek_piqa"]
+
+
+@pytest.fixture(scope="module")
+def run_deepseek(tiny_checkpoint, eval_data):
+    """The same tasks through `--model deepseek`: every task's requests mixed in one scorer call."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=task_dir(), metadata={"pretrained": str(tiny_checkpoint)})
+    return lm_eval.simple_evaluate(
+        model="deepseek",
+        model_args=f"pretrained={tiny_checkpoint},dtype=float32",
+        tasks=[*SINGLE_TASKS, *SUBJECT_TASKS],
+        task_manager=manager,
+        device="cpu",
+        batch_size=4,
+        limit=LIMIT,
+        log_samples=True,
+    )
+
+
+def _assert_same_scores(ours: list[dict], theirs: list[dict], task: str) -> None:
+    assert [sample["doc_id"] for sample in ours] == [sample["doc_id"] for sample in theirs]
+    for mine, reference in zip(ours, theirs):
+        assert mine["arguments"] == reference["arguments"]
+        for (ll, greedy), (ll_hf, greedy_hf) in zip(
+            (response[0] for response in mine["resps"]), (response[0] for response in reference["resps"])
+        ):
+            assert ll == pytest.approx(ll_hf, rel=1e-6, abs=1e-4) and greedy == greedy_hf, task  # float32 sums
+        for metric in ("acc", "acc_norm", "acc_bytes", "acc_tokens", "acc_uncond", "acc_mutual_info"):
+            assert mine[metric] == reference[metric], (task, mine["doc_id"], metric)
+
+
+@pytest.mark.parametrize("task", [*SINGLE_TASKS, *SUBJECT_TASKS])
+def test_deepseek_scorer_gives_hfs_scores_with_tasks_mixed(run, run_deepseek, task):
+    _assert_same_scores(run_deepseek["samples"][task], run["samples"][task], task)
+
+
+def test_deepseek_scorer_gives_hfs_scores_task_by_task(run, tiny_checkpoint):
+    """A letter task (5-shot prefix shared by its items) and an option-text task, each alone in the scorer."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    for task in ("deepseek_cmmlu_anatomy", "deepseek_arc_challenge"):
+        alone = lm_eval.simple_evaluate(
+            model="deepseek",
+            model_args=f"pretrained={tiny_checkpoint},dtype=float32",
+            tasks=[task],
+            task_manager=TaskManager(include_path=task_dir(), metadata={"pretrained": str(tiny_checkpoint)}),
+            device="cpu",
+            batch_size=2,
+            limit=LIMIT,
+            log_samples=True,
+        )
+        _assert_same_scores(alone["samples"][task], run["samples"][task], task)
