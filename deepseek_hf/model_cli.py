@@ -7,6 +7,9 @@ deepseek-hf model info --config path/to/checkpoint               # a config.json
 deepseek-hf model from-llama SRC DST                             # official Llama-format release -> ours
 deepseek-hf model to-llama SRC DST                               # ours -> plain Llama format (vLLM, llama.cpp)
 deepseek-hf model generate CHECKPOINT --prompt "The meaning of"  # greedy continuation with the checkpoint's tokenizer
+deepseek-hf model generate CHECKPOINT --prompt "Once" --temperature 0.8 --top-p 0.95   # sampled
+
+Flags take dashes or underscores (`--max-new-tokens` = `--max_new_tokens`).
 """
 
 from __future__ import annotations
@@ -16,23 +19,32 @@ import json
 import sys
 from pathlib import Path
 
+from .utils import (
+    USER_ERRORS,
+    ArgumentParser,
+    config_keys,
+    debug_requested,
+    describe_error,
+    merge_config_fields,
+    parse_overrides,
+)
 
-def _parse_override(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+# `--scale N_LAYER D_MODEL` fixes these (the head count is D_MODEL / head_dim); overriding them would contradict it.
+_SET_BY_SCALE = ("num_hidden_layers", "hidden_size", "num_attention_heads")
 
 
 def _load_config(args):
     from .modeling import DeepseekLLMConfig
 
-    overrides = dict(args.set or [])
+    valid_keys = config_keys(DeepseekLLMConfig) | ({"ffn_multiple_of"} if args.scale is not None else set())
+    overrides = parse_overrides(args.set, valid_keys=valid_keys, what="model config")
     if args.scale is not None:
         n_layer, d_model = args.scale
+        if clash := [key for key in _SET_BY_SCALE if key in overrides]:
+            raise ValueError(
+                f"--scale sets {', '.join(_SET_BY_SCALE)}; drop --set {', '.join(clash)} (the head count follows "
+                "from --set head_dim=...)"
+            )
         return f"from_scale({n_layer}, {d_model})", DeepseekLLMConfig.from_scale(n_layer, d_model, **overrides)
     if args.config is None:
         name = args.preset + (f" with {overrides}" if overrides else "")
@@ -50,7 +62,7 @@ def _load_config(args):
         config = DeepseekLLMConfig.from_json_file(str(config_file))
     else:
         raise ValueError(f"{config_file} has model_type {model_type!r}; expected 'deepseek_llm' or 'llama'.")
-    return str(path), DeepseekLLMConfig(**{**config.to_dict(), **overrides}) if overrides else config
+    return str(path), DeepseekLLMConfig(**merge_config_fields(config.to_dict(), overrides)) if overrides else config
 
 
 def describe(config) -> dict:
@@ -119,16 +131,18 @@ def _generate(args) -> int:
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     torch.manual_seed(args.seed)
+    sampling = args.temperature > 0
     for prompt in args.prompt:
         inputs = tokenizer(prompt, return_tensors="pt")
         with torch.no_grad():
             output = model.generate(
                 **inputs,
                 max_new_tokens=args.max_new_tokens,
-                do_sample=args.temperature > 0,
-                temperature=args.temperature if args.temperature > 0 else None,
-                top_p=None,
-                top_k=None,
+                do_sample=sampling,
+                # explicit values, so the checkpoint's generation_config (e.g. a default top_k) cannot change them
+                temperature=args.temperature if sampling else None,
+                top_p=args.top_p if sampling else None,
+                top_k=args.top_k if sampling else None,
                 pad_token_id=tokenizer.pad_token_id,
             )
         continuation = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
@@ -136,12 +150,31 @@ def _generate(args) -> int:
     return 0
 
 
+def _number(kind: type, condition, expected: str):
+    """An argparse `type` that rejects out-of-range values with `expected` (instead of silently mapping them)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+        if not condition(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
+        return value
+
+    return parse
+
+
+def _check_sampling(args) -> None:
+    """top-p / top-k shape the sampling distribution; with greedy decoding (temperature 0) they would be ignored."""
+    if args.temperature == 0 and (args.top_p != 1.0 or args.top_k != 0):
+        args.usage_error("--top-p / --top-k only apply when sampling: add --temperature > 0 (0 means greedy)")
+
+
 def make_parser(prog: str = "deepseek-hf model") -> argparse.ArgumentParser:
     from .modeling import PRESETS
 
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     info = sub.add_parser("info", help="print shapes, parameter count and the paper's N1 / N2 / M of a config")
@@ -151,7 +184,12 @@ def make_parser(prog: str = "deepseek-hf model") -> argparse.ArgumentParser:
     source.add_argument(
         "--scale", nargs=2, type=int, metavar=("N_LAYER", "D_MODEL"), help="a family member (head_dim 128, FFN 8/3·d)"
     )
-    info.add_argument("--set", action="append", type=_parse_override, metavar="KEY=VALUE", help="override a field")
+    info.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config field (repeatable); values keep their type: 2, 0.5, true, none, silu",
+    )
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=_info)
 
@@ -168,19 +206,42 @@ def make_parser(prog: str = "deepseek-hf model") -> argparse.ArgumentParser:
     generate = sub.add_parser("generate", help="continue prompts with a checkpoint (KV-cache generation)")
     generate.add_argument("checkpoint", help="checkpoint directory holding the model and its tokenizer")
     generate.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
-    generate.add_argument("--max-new-tokens", type=int, default=48, help="tokens to generate per prompt")
-    generate.add_argument("--temperature", type=float, default=0.0, help="0 means greedy decoding")
+    generate.add_argument(
+        "--max-new-tokens",
+        type=_number(int, lambda n: n >= 1, ">= 1"),
+        default=48,
+        help="tokens to generate per prompt",
+    )
+    generate.add_argument(
+        "--temperature",
+        type=_number(float, lambda t: t >= 0, ">= 0 (0 = greedy)"),
+        default=0.0,
+        help="sampling temperature; 0 (the default) decodes greedily",
+    )
+    generate.add_argument(
+        "--top-p",
+        type=_number(float, lambda p: 0 < p <= 1, "in (0, 1]"),
+        default=1.0,
+        help="nucleus sampling (1: off)",
+    )
+    generate.add_argument(
+        "--top-k", type=_number(int, lambda k: k >= 0, ">= 0 (0 = off)"), default=0, help="top-k sampling (0: off)"
+    )
     generate.add_argument("--seed", type=int, default=0, help="random seed (for sampling)")
-    generate.set_defaults(func=_generate)
+    generate.set_defaults(func=_generate, usage_error=generate.error)
     return parser
 
 
 def main(argv: list[str] | None = None, prog: str = "deepseek-hf model") -> int:
     args = make_parser(prog).parse_args(argv)
+    if args.command == "generate":
+        _check_sampling(args)
     try:
         return args.func(args)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        if debug_requested():
+            raise
+        print(f"{prog}: error: {describe_error(err)}", file=sys.stderr)
         return 2
 
 

@@ -1,8 +1,8 @@
-"""The shared helpers: atomic output directories and batching."""
+"""The shared helpers: atomic output directories, batching, and the command-line parser (one flag spelling)."""
 
 import pytest
 
-from deepseek_hf.utils import batched, staged_directory
+from deepseek_hf.utils import ArgumentParser, batched, staged_directory
 
 
 def test_staged_directory_appears_only_when_complete(tmp_path):
@@ -37,3 +37,31 @@ def test_staged_directory_existing_output(tmp_path, if_exists, expected):
 def test_batched():
     assert list(batched(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
     assert list(batched([], 3)) == []
+
+
+def _parser():
+    parser = ArgumentParser(prog="demo")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run")
+    run.add_argument("--output-dir")
+    run.add_argument("--text_key", default="text")  # declared with an underscore: the dash form works too
+    run.add_argument("--max-new-tokens", type=int)
+    run.add_argument("values", nargs="*")
+    return parser, run
+
+
+def test_argument_parser_accepts_both_separators():
+    parser, _ = _parser()
+    args = parser.parse_args(["run", "--output_dir", "o", "--text-key", "t", "--max_new_tokens=3", "--max_new", "4"])
+    assert (args.output_dir, args.text_key, args.max_new_tokens) == ("o", "t", 4)  # abbreviations still work
+    args = parser.parse_args(["run", "--output-dir=o", "--", "--output_dir"])  # after `--`: positional, as is
+    assert args.output_dir == "o" and args.values == ["--output_dir"]
+
+
+def test_argument_parser_help_shows_the_declared_spelling(capsys):
+    parser, run = _parser()
+    help_text = run.format_help()
+    assert "--output-dir" in help_text and "--output_dir" not in help_text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--no_such-flag"])
+    assert "unrecognized arguments: --no_such-flag" in capsys.readouterr().err

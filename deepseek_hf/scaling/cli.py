@@ -3,6 +3,8 @@
 deepseek-hf scaling hparams --preset deepseek-llm-7b --tokens 2e12
 deepseek-hf scaling hparams --config path/to/config.json --compute 1e20 --seq-length 2048 --json
 deepseek-hf scaling allocation --compute 1e20
+
+Flags take dashes or underscores (`--seq-length` = `--seq_length`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import json
 import sys
 
+from ..utils import ArgumentParser
 from .hparams import PAPER_TABLE_2, model_flops_per_token, round_batch_sequences, scaling_hyperparameters
 from .laws import BATCH_SIZE_LAW, DATA_SCALE_LAW, LEARNING_RATE_LAW, MODEL_SCALE_LAW, optimal_allocation
 
@@ -25,8 +28,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
 def make_parser(prog: str = "deepseek-hf scaling") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     hparams = commands.add_parser(
@@ -42,7 +55,9 @@ def make_parser(prog: str = "deepseek-hf scaling") -> argparse.ArgumentParser:
     budget = hparams.add_mutually_exclusive_group(required=True)
     budget.add_argument("--tokens", type=_positive_float, help="token budget D")
     budget.add_argument("--compute", type=_positive_float, help="compute budget C in FLOPs")
-    hparams.add_argument("--seq-length", type=int, help="training sequence length (default: the model's context)")
+    hparams.add_argument(
+        "--seq-length", type=_positive_int, help="training sequence length (default: the model's context)"
+    )
     hparams.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     allocation = commands.add_parser(

@@ -2,6 +2,8 @@
 
 deepseek-hf tokenizer train corpus.jsonl.gz --vocab-size 4000 --output-dir out/tok
 deepseek-hf tokenizer from-gguf ggml-vocab-deepseek-llm.gguf out/deepseek-llm-tokenizer
+
+Flags take dashes or underscores (`--output-dir` = `--output_dir`).
 """
 
 from __future__ import annotations
@@ -10,20 +12,19 @@ import argparse
 import logging
 import sys
 
+from ..utils import USER_ERRORS, ArgumentParser, debug_requested, describe_error
 from .special_tokens import NUM_SPECIAL_TOKENS
 
 
 def build_parser(prog: str = "deepseek-hf tokenizer") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,from-gguf}")
 
     train = commands.add_parser("train", help="train a byte-level BPE tokenizer on text files, JSONL or directories")
     train.add_argument("sources", nargs="+", help=".txt / .jsonl files (optionally .gz) or directories of them")
     train.add_argument("--output-dir", required=True, help="where the tokenizer is saved (atomically)")
     train.add_argument("--vocab-size", type=int, default=100000, help="regular tokens; +15 special (default 100000)")
-    train.add_argument("--text-field", default="text", help="JSONL key holding the text (default: text)")
+    train.add_argument("--text-field", "--text-key", default="text", help="JSONL key holding the text (default: text)")
     train.add_argument("--min-frequency", type=int, default=2, help="minimum pair count for a merge (default 2)")
     train.add_argument("--model-max-length", type=int, default=4096, help="saved maximum sequence length")
     train.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
@@ -59,8 +60,10 @@ def main(argv: list[str] | None = None, prog: str = "deepseek-hf tokenizer") -> 
 
             tokenizer = tokenizer_from_gguf(args.gguf_file)
             save_tokenizer(tokenizer, args.output_dir, overwrite=args.overwrite)
-    except (OSError, ValueError, TypeError) as error:
-        print(f"{prog} {args.command}: error: {error}", file=sys.stderr)
+    except (*USER_ERRORS, TypeError) as error:
+        if debug_requested():
+            raise
+        print(f"{prog} {args.command}: error: {describe_error(error)}", file=sys.stderr)
         return 1
     print(
         f"saved {args.output_dir}: {len(tokenizer)} tokens ({len(tokenizer) - NUM_SPECIAL_TOKENS} regular + "

@@ -2,9 +2,10 @@
 
 The model config is a preset and/or a config JSON, plus `config_overrides` (transformers' `run_clm.py` idiom):
 `model_preset: deepseek-llm-tiny`, `model_config: path/config.json`, `config_overrides: "num_hidden_layers=2"`.
-Fields apply in that order. The vocabulary follows the tokenizer: `vocab_size = padded_vocab_size(len(tokenizer))`
-and the BOS / EOS / PAD ids are the tokenizer's, unless the JSON or the overrides set `vocab_size` explicitly, in
-which case a tokenizer larger than it is an error (its ids would index past the embedding).
+Fields apply in that order; an override key that is not a config field is an error (a typo is never ignored).
+The vocabulary follows the tokenizer: `vocab_size = padded_vocab_size(len(tokenizer))` and the BOS / EOS / PAD ids
+are the tokenizer's, unless the JSON or the overrides set `vocab_size` explicitly, in which case a tokenizer larger
+than it is an error (its ids would index past the embedding).
 
 ```python
 from deepseek_hf.training.model import build_model, load_tokenizer
@@ -20,6 +21,8 @@ import logging
 import os
 from pathlib import Path
 from typing import Any
+
+from deepseek_hf.utils import config_keys, merge_config_fields, parse_overrides
 
 __all__ = ["load_tokenizer", "build_model_config", "build_model", "parse_config_overrides"]
 
@@ -53,19 +56,14 @@ def load_tokenizer(name_or_path: str | None):
 
 
 def parse_config_overrides(text: str | None) -> dict[str, Any]:
-    """`"a=1,b=0.5,c=true,d=silu"` -> `{"a": 1, "b": 0.5, "c": True, "d": "silu"}` (JSON literals, else strings)."""
-    overrides: dict[str, Any] = {}
-    for item in (text or "").split(","):
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"config_overrides entry {item!r} is not of the form key=value")
-        try:
-            overrides[key.strip()] = json.loads(value.strip())
-        except json.JSONDecodeError:
-            overrides[key.strip()] = value.strip()
-    return overrides
+    """`"a=1,b=0.5,c=true,d=silu"` -> `{"a": 1, "b": 0.5, "c": True, "d": "silu"}`, with `model info --set`'s parser.
+
+    A key that is not a `DeepseekLLMConfig` field is a `ValueError` naming the closest fields: transformers would
+    store `num_hidden_layer=2` as an unused attribute and train the preset's depth without a word.
+    """
+    from deepseek_hf.modeling import DeepseekLLMConfig
+
+    return parse_overrides(text, valid_keys=config_keys(DeepseekLLMConfig), what="model config")
 
 
 def _read_config_json(path: str) -> dict[str, Any]:
@@ -88,8 +86,8 @@ def build_model_config(
 
     if not preset and not config_path:
         raise ValueError("no model: set model_preset (e.g. deepseek-llm-7b) and/or model_config (a config.json)")
-    fields = _read_config_json(config_path) if config_path else {}
-    fields.update(parse_config_overrides(overrides))
+    override_fields = parse_config_overrides(overrides)  # first: a typo fails before any file is read
+    fields = merge_config_fields(_read_config_json(config_path) if config_path else {}, override_fields)
     num_tokens = len(tokenizer)
     if "vocab_size" in fields:
         if fields["vocab_size"] < num_tokens:

@@ -110,3 +110,50 @@ def test_model_info_cli_prints_the_paper_quantities(capsys):
     assert "25,165,824 (25.2M)" in table and "352,321,536 (352M)" in table  # Table 3, first row
     assert model_cli(["info", "--set", "hidden_size=100"]) == 2  # 32 heads do not divide 100
     assert "`num_attention_heads`" in capsys.readouterr().err
+
+
+def _recipe_output_folder(path, model):
+    """What recipes/pretrain.py leaves: the final model + training state, and checkpoints with optimizer state."""
+    from transformers import TrainingArguments
+
+    def training_files(folder):
+        model.save_pretrained(folder)  # model.safetensors, config.json (+ auto_map), our modeling files
+        torch.save(TrainingArguments(output_dir=str(path), report_to=[]), folder / "training_args.bin")  # a pickle
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+
+    training_files(path)
+    (path / "tokenized").mkdir()  # the packed-data cache
+    for name in ("checkpoint-2", "stage1-checkpoint-1"):
+        training_files(path / name)
+        torch.save({"state": {}, "param_groups": []}, path / name / "optimizer.pt")
+        torch.save({"last_epoch": 2}, path / name / "scheduler.pt")
+        torch.save({"python": [1, 2, 3]}, path / name / "rng_state.pth")
+    return path
+
+
+def test_to_llama_converts_a_recipe_output_folder_and_its_checkpoints(tiny_config, tmp_path, capsys):
+    torch.manual_seed(0)
+    ours = DeepseekLLMForCausalLM(tiny_config(num_key_value_heads=2, initializer_range=0.2)).eval()
+    run = _recipe_output_folder(tmp_path / "run", ours)
+    for source in (run, run / "checkpoint-2", run / "stage1-checkpoint-1"):
+        out = tmp_path / "llama" / source.name
+        assert model_cli(["to-llama", str(source), str(out)]) == 0, capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == ["config.json", "generation_config.json", "model.safetensors"]
+        llama = LlamaForCausalLM.from_pretrained(out)
+        torch.testing.assert_close(_logits(llama), _logits(ours), atol=0, rtol=0)
+
+
+def test_to_llama_on_a_run_without_a_final_model_names_its_checkpoints(tiny_config, tmp_path, capsys):
+    run = _recipe_output_folder(tmp_path / "run", DeepseekLLMForCausalLM(tiny_config()))
+    for file in run.iterdir():  # the run is still going: only checkpoints so far
+        if file.is_file():
+            file.unlink()
+    assert model_cli(["to-llama", str(run), str(tmp_path / "out")]) == 2
+    assert "checkpoint-2, stage1-checkpoint-1" in capsys.readouterr().err
+
+
+def test_unreadable_weights_are_a_clear_error(tiny_config, tmp_path, capsys):
+    DeepseekLLMForCausalLM(tiny_config()).save_pretrained(tmp_path / "ours")
+    (tmp_path / "ours" / "model.safetensors").write_bytes(b"not a tensor file")  # e.g. a truncated download
+    assert model_cli(["to-llama", str(tmp_path / "ours"), str(tmp_path / "out")]) == 2
+    assert "cannot read the tensors of" in capsys.readouterr().err and not (tmp_path / "out").exists()

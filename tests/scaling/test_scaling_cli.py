@@ -58,3 +58,15 @@ def test_bad_arguments_exit_with_usage(argv, capsys):
 def test_unknown_preset_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown preset"):
         main(["hparams", "--preset", "deepseek-llm-1t", "--tokens", "2e12"])
+
+
+def test_flags_accept_underscores(capsys):
+    assert main(["hparams", "--flops_per_token", "1.77e8", "--compute", "1e17", "--seq_length", "2048", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seq_length"] == 2048
+
+
+def test_non_positive_seq_length_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["hparams", "--preset", "deepseek-llm-7b", "--tokens", "2e12", "--seq-length", "0"])
+    assert exit_info.value.code == 2
+    assert "--seq-length: must be positive" in capsys.readouterr().err

@@ -36,3 +36,17 @@ def test_errors_exit_nonzero_with_a_message(tmp_path, capsys):
     assert main(small) == 1
     assert "minimum is 243" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_flags_accept_underscores_and_the_data_groups_name(tmp_path, capsys):
+    """`--output_dir`, `--vocab_size` ... as well as `--output-dir`; `--text-key` (the data group's name) too."""
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps({"body": f"the quick brown fox {i} 天地玄黄"}) for i in range(50)))
+    out = tmp_path / "tok"
+    argv = ["tokenizer", "train", str(corpus), "--vocab_size", "260", "--output_dir", str(out), "--no_progress"]
+    assert main([*argv, "--text-key", "body", "--min_frequency", "1", "--model_max_length", "128"]) == 0
+    capsys.readouterr()
+    tok = DeepseekLLMTokenizer.from_pretrained(out)
+    assert tok.model_max_length == 128 and json.loads((out / "training_stats.json").read_text())["documents"] == 50
+    assert main(["tokenizer", "train", str(corpus), "--text_field", "body", "--output-dir", str(out)]) == 1
+    assert "overwrite" in capsys.readouterr().err  # parsed (the folder exists), so --text_field was understood
