@@ -22,15 +22,19 @@ $(VENV)/.installed: setup.py pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# The main job on the embedded default (shipped data, CPU): data pipeline -> tokenizer -> pretraining -> generation.
+# The main job on the embedded default (shipped data, CPU): data pipeline -> tokenizer -> pretraining -> generation
+# -> evaluation (six shipped benchmark samples, scored by perplexity as the paper does, beside its published scores).
 # Each run starts afresh in outputs/demo/ (recipes/README.md explains the stages).
 DEMO := outputs/demo
+DEMO_EVAL_TASKS := deepseek_hellaswag,deepseek_piqa,deepseek_winogrande,deepseek_arc_easy,deepseek_arc_challenge,deepseek_openbookqa
 demo: install
 	rm -rf $(DEMO)
 	$(BIN)/python recipes/prepare_data.py --config recipes/tiny/data/config_demo.yaml
 	$(BIN)/deepseek-hf tokenizer train $(DEMO)/data/output --vocab-size 4000 --output-dir $(DEMO)/tokenizer
 	$(BIN)/python recipes/pretrain.py --config recipes/tiny/pretrain/config_cpu.yaml
 	$(BIN)/deepseek-hf model generate $(DEMO)/pretrain --prompt "First Citizen:" --prompt "春眠不觉晓，"
+	$(BIN)/deepseek-hf eval run $(DEMO)/pretrain --data demo --device cpu --output-dir $(DEMO)/eval \
+		--tasks $(DEMO_EVAL_TASKS)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,30 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ["setup.py", "pyproject.toml", "README.md", "MANIFEST.in", "deepseek_hf", "modeling", "eval_tasks"]
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """Build from a copy of the sources, so parallel runs never share a `build/` folder in the checkout."""
-    root = tmp_path_factory.mktemp("wheel")
-    source, out = root / "src", root / "dist"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in SOURCES:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, source / name, ignore=ignore)
-        elif (REPO / name).is_file():
-            source.mkdir(exist_ok=True)
-            shutil.copy2(REPO / name, source / name)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)],
-        check=True,
-        timeout=300,
-    )
-    (wheel_file,) = out.glob("deepseek_hf-*.whl")
-    return wheel_file
 
 
 def test_wheel_layout(wheel):
@@ -48,6 +25,12 @@ def test_wheel_layout(wheel):
         "deepseek_hf/eval_tasks/__init__.py",
         "deepseek_hf/assets/demo/SOURCE.md",
         "deepseek_hf/assets/demo/corpus_sample.jsonl.gz",
+        "deepseek_hf/assets/eval_demo/SOURCE.md",
+        "deepseek_hf/assets/eval_demo/arc/arc_easy_test.jsonl",
+        "deepseek_hf/eval/reference/deepseek_llm_more_results.md",
+        "deepseek_hf/eval_tasks/_ppl_template_yaml",
+        "deepseek_hf/eval_tasks/cmmlu/_default_template_yaml",
+        "deepseek_hf/eval_tasks/cmmlu/deepseek_cmmlu_agronomy.yaml",
     ):
         assert required in names, required
     top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith((".dist-info", ".data"))}
@@ -55,7 +38,11 @@ def test_wheel_layout(wheel):
     # every file of the two mapped folders made it into the package
     for folder in ("modeling", "eval_tasks"):
         for path in (REPO / folder).rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".yaml"):
+            if (
+                path.is_file()
+                and "__pycache__" not in path.parts
+                and (path.suffix in (".py", ".yaml") or path.name.endswith("_yaml"))
+            ):
                 assert f"deepseek_hf/{folder}/{path.relative_to(REPO / folder).as_posix()}" in names, path
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "deepseek-hf = deepseek_hf.cli:main" in entry_points
