@@ -4,7 +4,8 @@
 * `build_packed_dataset` / `PackedDataset`: documents tokenized once and packed into fixed-length rows;
 * `get_token_scheduler`: the multi-step (and cosine) LR schedule, stepped by tokens;
 * `resolve_training_plan`: batch size, LR and length from explicit values or the scaling laws;
-* `PretrainTrainer`: the `Trainer` that ties them together, with atomic checkpoints;
+* `PretrainTrainer`: the `Trainer` that ties them together, with atomic checkpoints and checked resumes
+  (`check_resumable`);
 * `build_model` / `load_tokenizer`: the model from a preset / config JSON + overrides, sized to the tokenizer.
 
 Submodules are imported lazily, so `import deepseek_hf.training.schedules` does not import the trainer.
@@ -30,6 +31,10 @@ _EXPORTS = {
     "resolve_training_plan": "plan",
     "PretrainTrainer": "trainer",
     "read_checkpoint_progress": "trainer",
+    "check_resumable": "trainer",
+    "check_schedule": "trainer",
+    "CheckpointError": "trainer",
+    "CheckpointProgress": "trainer",
     "LossCurveCallback": "callbacks",
     "SchedulePhaseCallback": "callbacks",
     "Stage1CheckpointCallback": "callbacks",
@@ -38,6 +43,8 @@ _EXPORTS = {
     "load_tokenizer": "model",
     "build_model_config": "model",
     "resolve_dataset_path": "packing",
+    "dataset_path_exists": "packing",
+    "data_run_folder": "packing",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -22,6 +22,13 @@ from .schedules import PAPER_WARMUP_STEPS, SCHEDULES
 
 __all__ = ["PretrainDataArguments", "PretrainModelArguments", "PretrainConfig"]
 
+# report_to name -> (transformers.integrations availability check, how to install it)
+_TRACKERS = {
+    "tensorboard": ("is_tensorboard_available", 'pip install "deepseek-hf[tracking]"'),
+    "trackio": ("is_trackio_available", "pip install trackio"),
+    "wandb": ("is_wandb_available", "pip install wandb"),
+}
+
 
 @dataclass
 class PretrainDataArguments:
@@ -30,13 +37,17 @@ class PretrainDataArguments:
     dataset_path: str | None = field(
         default=None,
         metadata={
-            "help": "Documents to train on: a data pipeline output folder (`deepseek-hf data run`), a JSONL / JSON / "
-            "text file (optionally .gz), a folder or glob of them, or a `datasets` name."
+            "help": "Documents to train on: a finished data pipeline run folder (`deepseek-hf data run`), a JSONL / "
+            "JSON / text file (optionally .gz), a folder or glob of them, a `datasets` name, or `package://demo/...` "
+            "(a file shipped with the package)."
         },
     )
-    dataset_fallback_path: str | None = field(
+    dataset_path_if_missing: str | None = field(
         default=None,
-        metadata={"help": "Used (with a warning) when `dataset_path` does not exist, e.g. the shipped demo corpus."},
+        metadata={
+            "help": "Trained on instead when `dataset_path` does not exist (said at the start and in the final "
+            "summary), e.g. `package://demo/corpus_sample.jsonl.gz`. Unset: a missing `dataset_path` is an error."
+        },
     )
     dataset_text_field: str = field(default="text", metadata={"help": "Field holding the document text."})
     dataset_split: str = field(default="train", metadata={"help": "Split, for `datasets` names."})
@@ -121,6 +132,14 @@ class PretrainConfig(TrainingArguments):
     bf16: bool | None = field(
         default=None, metadata={"help": "bf16 mixed precision; default: on where the GPU supports it, else fp32."}
     )
+    restart_optimizer: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume the checkpoint's weights and LR schedule with a fresh optimizer (its state, present or "
+            "not, is not loaded). Without it, a checkpoint lacking the optimizer state is an error. Give it for the "
+            "one resume that needs it: the next checkpoints hold an optimizer state again."
+        },
+    )
     # --- outputs ---
     save_stage1_checkpoint: bool = field(
         default=True,
@@ -174,6 +193,19 @@ class PretrainConfig(TrainingArguments):
                 raise ValueError(f"`{name}` must be a positive integer, got {value}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}")
+        self._check_trackers()
+
+    def _check_trackers(self) -> None:
+        """A tracker named in `report_to` must be installed: say which package, before any work is done."""
+        import transformers.integrations as integrations
+
+        for name in self.report_to or ():
+            check, install = _TRACKERS.get(name, (None, None))
+            if check is not None and not getattr(integrations, check)():
+                raise ValueError(
+                    f"report_to {name!r}: {name} is not installed; {install} (or report_to: auto, the trackers "
+                    "that are installed, or none)"
+                )
 
     @property
     def uses_token_schedule(self) -> bool:

@@ -57,6 +57,8 @@ __all__ = [
     "TokenizedCorpus",
     "PackedDataset",
     "build_packed_dataset",
+    "data_run_folder",
+    "dataset_path_exists",
     "document_token_ids",
     "iter_texts",
     "load_documents",
@@ -79,9 +81,44 @@ _TEXT_SUFFIXES = (".txt", ".txt.gz")
 # ----------------------------------------------------------------------------------------------------------------
 # Reading documents
 # ----------------------------------------------------------------------------------------------------------------
+_DATA_RUN_FILE = "run.json"  # deepseek_hf.data.pipeline.RUN_FILE (not imported: that module loads datatrove)
+
+
+def data_run_folder(source: str | os.PathLike) -> Path | None:
+    """The `deepseek-hf data run` folder that `source` names (the run folder or its `output/`), else None.
+
+    A run folder holds `run.json` from its start and `output/` (shards + `_COMPLETE.json`) once finished.
+    """
+    from deepseek_hf.data.output import COMPLETE_MARKER, OUTPUT_SUBDIR
+
+    path = Path(source)
+    if not path.is_dir():
+        return None
+    if (path / _DATA_RUN_FILE).is_file() or (path / OUTPUT_SUBDIR).is_dir():
+        return path
+    if path.name == OUTPUT_SUBDIR and ((path / COMPLETE_MARKER).is_file() or (path.parent / _DATA_RUN_FILE).is_file()):
+        return path.parent
+    return None
+
+
 def _is_pipeline_output(path: Path) -> bool:
-    """A `deepseek-hf data run` output folder: `<dir>/output/*.jsonl.gz` (see the data pipeline's contract)."""
-    return path.is_dir() and (path / "output").is_dir()
+    """A finished data-pipeline run: read through its manifest (`load_output`); an unfinished one is an error.
+
+    Read as plain files, an unfinished run would fail at its first record: its logs are JSON files too.
+    """
+    from deepseek_hf.data.output import COMPLETE_MARKER, OUTPUT_SUBDIR
+
+    run = data_run_folder(path)
+    if run is None:
+        return False
+    if not (run / OUTPUT_SUBDIR / COMPLETE_MARKER).is_file():
+        raise FileNotFoundError(
+            f"dataset {os.fspath(path)!r} holds no complete data-pipeline output: it is a `deepseek-hf data run` "
+            f"folder whose run has not finished ({run / OUTPUT_SUBDIR / COMPLETE_MARKER}, written last, is "
+            f"missing). Let the run finish, or run it again with the same config; its documents are then read from "
+            f"{run / OUTPUT_SUBDIR}"
+        )
+    return True
 
 
 def _local_files(source: str) -> list[str] | None:
@@ -96,7 +133,7 @@ def _local_files(source: str) -> list[str] | None:
         if not files:
             raise ValueError(f"dataset folder {source!r} holds no .jsonl / .json / .txt files (optionally .gz)")
         return files
-    if any(char in source for char in "*?["):
+    if _is_glob(source):
         files = sorted(glob.glob(source, recursive=True))
         if not files:
             raise ValueError(f"dataset pattern {source!r} matches no files")
@@ -116,30 +153,58 @@ def _expand_package_path(path: str | None) -> str | None:
     return path
 
 
-def resolve_dataset_path(path: str | None, fallback: str | None = None) -> str:
-    """`path` if it exists (or names a `datasets` dataset), else `fallback` with a warning; a clear error if neither.
+def dataset_path_exists(path: str | None) -> bool:
+    """Whether `path` names something to read: a local file, folder or glob match, or a `datasets` name."""
+    path = _expand_package_path(path)
+    if not path:
+        return False
+    return os.path.exists(path) or _is_glob(path) or not _looks_like_path(path)
 
-    Either may be `package://demo/...`, a file shipped with the package.
+
+def _is_glob(source: str) -> bool:
+    return any(char in source for char in "*?[")
+
+
+def resolve_dataset_path(path: str | None, if_missing: str | None = None) -> str:
+    """`path` (checked: it exists, a data-pipeline run in it has finished), or `if_missing` when asked for.
+
+    A `path` that does not exist is an error unless `if_missing` is given: that is the explicit fallback (of the
+    recipe's `dataset_path_if_missing`), used with a warning. Either may be `package://demo/...`, a file shipped
+    with the package.
     """
-    path, fallback = _expand_package_path(path), _expand_package_path(fallback)
-    if not path and not fallback:
+    given = path
+    path, if_missing = _expand_package_path(path), _expand_package_path(if_missing)
+    if not path:
         raise ValueError(
-            "no dataset: set dataset_path (a data pipeline output, JSONL / text files, or a dataset name)"
+            "no dataset: set dataset_path (a data pipeline run folder, JSONL / text files, or a dataset name)"
         )
-    if path and (os.path.exists(path) or _local_files(path) is not None or not _looks_like_path(path)):
-        return path
-    if fallback:
-        if path:
-            logger.warning("dataset_path %r does not exist: using dataset_fallback_path %r", path, fallback)
-        if not os.path.exists(fallback) and _looks_like_path(fallback):
-            raise FileNotFoundError(f"neither dataset_path {path!r} nor dataset_fallback_path {fallback!r} exists")
-        return fallback
-    raise FileNotFoundError(f"dataset {path!r} does not exist")
+    if not dataset_path_exists(path):
+        if not if_missing:
+            where = "" if os.path.isabs(path) else f" (relative to {os.getcwd()})"
+            raise FileNotFoundError(
+                f"dataset_path {given!r} does not exist{where}; for the shipped demo corpus use "
+                "package://demo/corpus_sample.jsonl.gz"
+            )
+        if not dataset_path_exists(if_missing):
+            raise FileNotFoundError(
+                f"neither dataset_path {given!r} nor dataset_path_if_missing {if_missing!r} exists"
+            )
+        logger.warning("dataset_path %r does not exist: training on dataset_path_if_missing %r", given, if_missing)
+        path = if_missing
+    # now, not at the first record: an unfinished data-pipeline run, an empty folder, a glob that matches nothing
+    if not _is_pipeline_output(Path(path)):
+        _local_files(path)
+    return path
 
 
 def _looks_like_path(source: str) -> bool:
-    """A local path rather than a Hub dataset name (`name` or `org/name`, no file suffix)."""
-    return bool(Path(source).suffix) or source.startswith((".", "/", "~")) or source.count("/") >= 2
+    """A local path rather than a Hub dataset name (`name` or `org/name`, no file suffix, no local first folder)."""
+    return (
+        bool(Path(source).suffix)
+        or source.startswith((".", "/", "~"))
+        or source.count("/") >= 2
+        or ("/" in source and os.path.isdir(source.split("/")[0]))  # `outputs/dta`: a typo, not a Hub name
+    )
 
 
 def load_documents(source: str | os.PathLike, *, split: str = "train"):
@@ -155,7 +220,7 @@ def load_documents(source: str | os.PathLike, *, split: str = "train"):
     if _is_pipeline_output(path):  # only a complete run: load_output checks its completion manifest
         from deepseek_hf.data import load_output
 
-        return load_output(source, streaming=True)
+        return load_output(str(data_run_folder(path)), streaming=True)
     files = _local_files(source)
     if files is not None:
         files = [f for f in files if not _is_empty_file(f)]  # `datasets` cannot infer a schema from them
@@ -224,7 +289,7 @@ def source_fingerprint(source: str | os.PathLike) -> str:
     """A hash of a source's identity: for local files their paths, sizes and modification times."""
     source = os.fspath(source)
     path = Path(source)
-    files = _local_files(str(path / "output")) if _is_pipeline_output(path) else _local_files(source)
+    files = _local_files(str(data_run_folder(path) / "output")) if _is_pipeline_output(path) else _local_files(source)
     if files is None:
         identity: Any = ["hub", source]
     else:
@@ -428,10 +493,28 @@ def build_packed_dataset(
         logger.info("Reusing the tokenized corpus %s for %s", corpus_dir, source)
         corpus = TokenizedCorpus.load(corpus_dir)
     else:
+        created = _missing_ancestors(corpus_dir.parent)
         stats: dict[str, int] = {}
-        texts = iter_texts(load_documents(source, split=split), text_field, stats)
-        # `stats` fills up while the texts are read; tokenize_corpus writes it to meta.json after the last one.
-        corpus = tokenize_corpus(
-            texts, tokenizer, corpus_dir, batch_size=batch_size, description=source, extra_meta=stats
-        )
+        try:
+            texts = iter_texts(load_documents(source, split=split), text_field, stats)
+            # `stats` fills up while the texts are read; tokenize_corpus writes it to meta.json after the last one.
+            corpus = tokenize_corpus(
+                texts, tokenizer, corpus_dir, batch_size=batch_size, description=source, extra_meta=stats
+            )
+        except BaseException:  # a bad record: leave no empty cache folders (or output_dir) behind
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+            raise
     return PackedDataset(corpus, seq_length)
+
+
+def _missing_ancestors(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing

@@ -18,27 +18,43 @@ What it adds to `transformers.Trainer` (5.24):
   then (after a barrier) the saving process renames it to `checkpoint-N`; old checkpoints are deleted by renaming
   them out of the `checkpoint-*` namespace first. The final model is written file by file with the same
   write-then-rename rule.
+* **Checked resumes.** Before a resumed run takes a step, `check_resumable` makes sure the checkpoint holds all
+  that an exact continuation needs: weights, optimizer, scheduler, RNG and trainer state, and the tokens seen.
+  transformers would otherwise start a checkpoint without `optimizer.pt` with a fresh optimizer *and* a fresh LR
+  schedule (warm-up again at step N), and say nothing. `restart_optimizer: true` is the deliberate way to resume
+  the weights and the schedule with fresh AdamW moments; the run then says so at the start and in its summary.
 """
 
 from __future__ import annotations
 
 import copy
+import glob
 import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import Trainer, default_data_collator
+from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME, TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, sort_checkpoints
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
 from .args import PretrainConfig
 from .callbacks import LossCurveCallback, SchedulePhaseCallback, Stage1CheckpointCallback
 from .plan import TrainingPlan, resolve_training_plan
 from .schedules import get_token_scheduler
 
-__all__ = ["PretrainTrainer", "read_checkpoint_progress"]
+__all__ = [
+    "CheckpointError",
+    "CheckpointProgress",
+    "PretrainTrainer",
+    "check_resumable",
+    "check_schedule",
+    "read_checkpoint_progress",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +62,142 @@ STAGING_DIR = ".staging"
 PLAN_FILE = "training_plan.json"
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed exactly (a user error: the message names what is missing)."""
+
+
+@dataclass(frozen=True)
+class CheckpointProgress:
+    """Where a checkpoint stands: what a resume continues from."""
+
+    path: str
+    global_step: int
+    tokens_seen: int
+    has_optimizer: bool
+
+
+def _trainer_state(checkpoint: Path) -> dict | None:
+    try:
+        state = json.loads((checkpoint / TRAINER_STATE_NAME).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return state if isinstance(state, dict) and isinstance(state.get("global_step"), int) else None
+
+
+def _scheduler_state(checkpoint: Path) -> dict | None:
+    try:
+        state = torch.load(checkpoint / SCHEDULER_NAME, weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError):  # missing, truncated or not a torch file
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _has_weights(checkpoint: Path) -> bool:
+    names = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME, "pytorch_model_fsdp.bin")
+    return (
+        any((checkpoint / name).is_file() for name in names)
+        or any(p.is_dir() for p in checkpoint.glob("pytorch_model_fsdp*"))  # FSDP sharded state dict
+        or bool(glob.glob(str(checkpoint / "global_step*" / "*model_states.pt")))  # DeepSpeed
+    )
+
+
+def _has_optimizer(checkpoint: Path) -> bool:
+    return (
+        (checkpoint / OPTIMIZER_NAME).is_file()
+        or (checkpoint / "optimizer.bin").is_file()  # FSDP full state dict
+        or any(p.is_dir() for p in checkpoint.glob("optimizer*"))  # FSDP sharded state dict
+        or bool(glob.glob(str(checkpoint / "global_step*" / "*optim_states.pt")))  # DeepSpeed
+    )
+
+
+def _missing_rng(checkpoint: Path, world_size: int) -> str | None:
+    """What is missing of the RNG state the Trainer restores with `world_size` processes (None: complete)."""
+    wanted = ["rng_state.pth"] if world_size == 1 else [f"rng_state_{rank}.pth" for rank in range(world_size)]
+    missing = [name for name in wanted if not (checkpoint / name).is_file()]
+    if not missing:
+        return None
+    present = sorted(p.name for p in checkpoint.glob("rng_state*.pth"))
+    saved_by = f"; it has {', '.join(present)} (saved by another number of processes)" if present else ""
+    return f"RNG state ({', '.join(missing)}{saved_by})"
+
+
+def check_resumable(checkpoint: str | os.PathLike, args: PretrainConfig, *, world_size: int | None = None):
+    """The `CheckpointProgress` of `checkpoint`, or a `CheckpointError` naming all that an exact resume lacks.
+
+    An exact resume needs the weights, the optimizer state (unless `args.restart_optimizer`), the scheduler state,
+    the RNG state of every process, the trainer state, and, for a token schedule or budget, the tokens seen.
+    """
+    path = Path(checkpoint)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint {os.fspath(checkpoint)!r} does not exist or is not a folder")
+    world_size = args.world_size if world_size is None else world_size
+    state, scheduler = _trainer_state(path), _scheduler_state(path)
+    has_optimizer = _has_optimizer(path)
+    missing = []
+    if not _has_weights(path):
+        missing.append(f"model weights ({SAFE_WEIGHTS_NAME} or a sharded / FSDP / DeepSpeed equivalent)")
+    no_optimizer = f"optimizer state ({OPTIMIZER_NAME})"
+    if not has_optimizer and not args.restart_optimizer:
+        missing.append(no_optimizer)
+    if scheduler is None:
+        missing.append(f"LR scheduler state ({SCHEDULER_NAME})")
+    rng = _missing_rng(path, world_size)
+    if rng:
+        missing.append(rng)
+    if state is None:
+        missing.append(f"trainer state ({TRAINER_STATE_NAME}, with global_step)")
+    tokens_seen = _tokens_seen(state, scheduler, token_schedule=args.uses_token_schedule)
+    token_run = args.uses_token_schedule or args.max_tokens is not None or args.compute_budget is not None
+    if token_run and tokens_seen is None and state is not None and scheduler is not None:
+        where = f"tokens_seen in {SCHEDULER_NAME}" if args.uses_token_schedule else "num_input_tokens_seen"
+        missing.append(f"tokens seen ({where}; was it saved with another lr_scheduler_type?)")
+    if missing:
+        hint = "; resume from a complete checkpoint"
+        if missing == [no_optimizer]:
+            hint += (
+                ", or set restart_optimizer: true to continue these weights and the LR schedule with a fresh optimizer"
+            )
+        raise CheckpointError(f"cannot resume exactly from {path}: it lacks the " + "; the ".join(missing) + hint)
+    return CheckpointProgress(
+        path=str(path),
+        global_step=int(state["global_step"]),
+        tokens_seen=tokens_seen or 0,
+        has_optimizer=has_optimizer,
+    )
+
+
+def _tokens_seen(state: dict | None, scheduler: dict | None, *, token_schedule: bool) -> int | None:
+    """Training tokens before the checkpoint: the token scheduler's count, else the Trainer's input-token count."""
+    if scheduler is not None and "tokens_seen" in scheduler:
+        return int(scheduler["tokens_seen"])
+    if token_schedule or state is None:
+        return None
+    if state.get("num_input_tokens_seen") or state["global_step"] == 0:
+        return int(state.get("num_input_tokens_seen", 0))
+    return None
+
+
 def read_checkpoint_progress(checkpoint: str | os.PathLike) -> tuple[int, int]:
-    """`(global_step, tokens_seen)` of a checkpoint written by `PretrainTrainer`."""
-    checkpoint = Path(checkpoint)
-    state = json.loads((checkpoint / "trainer_state.json").read_text())
-    scheduler_file = checkpoint / "scheduler.pt"
-    tokens_seen = 0
-    if scheduler_file.is_file():
-        tokens_seen = int(torch.load(scheduler_file, weights_only=True).get("tokens_seen", 0))
-    return int(state["global_step"]), tokens_seen
+    """`(global_step, tokens_seen)` of a checkpoint written by `PretrainTrainer` (`check_resumable` checks it)."""
+    path = Path(checkpoint)
+    state = _trainer_state(path)
+    if state is None:
+        raise CheckpointError(f"{path} is not a training checkpoint: no readable {TRAINER_STATE_NAME}")
+    return int(state["global_step"]), _tokens_seen(state, _scheduler_state(path), token_schedule=False) or 0
+
+
+def check_schedule(args: PretrainConfig, plan: TrainingPlan) -> None:
+    """Build the run's token-based LR schedule on a throw-away optimizer: bad `lr_scheduler_kwargs` fail now."""
+    if args.uses_token_schedule:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=plan.learning_rate)
+        get_token_scheduler(
+            args.lr_scheduler_type,
+            optimizer,
+            warmup_steps=args.get_warmup_steps(plan.max_steps),
+            total_tokens=plan.total_tokens,
+            tokens_per_step=plan.batch_size_tokens,
+            **(args.lr_scheduler_kwargs or {}),
+        )
 
 
 class PretrainTrainer(Trainer):
@@ -89,6 +232,7 @@ class PretrainTrainer(Trainer):
             callbacks += [SchedulePhaseCallback(), Stage1CheckpointCallback(), LossCurveCallback()]
         kwargs.setdefault("data_collator", default_data_collator)  # rows are packed: stack them, never pad
         self._staging = False
+        self.optimizer_restarted_at: int | None = None  # the step of a `restart_optimizer` resume
         super().__init__(model=model, args=args, train_dataset=train_dataset, callbacks=callbacks, **kwargs)
         if self.args.should_save:  # leftovers of a save or a deletion that a crash interrupted
             for pattern in (".deleting-*", f"{STAGING_DIR}*"):
@@ -105,29 +249,52 @@ class PretrainTrainer(Trainer):
     # Training
     # ------------------------------------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+        self.optimizer_restarted_at = None
         if resume_from_checkpoint is True:
             resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
                 raise ValueError(f"no checkpoint to resume from in {self.args.output_dir}")
         if resume_from_checkpoint:
-            steps_done, tokens_seen = read_checkpoint_progress(resume_from_checkpoint)
+            progress = check_resumable(resume_from_checkpoint, self.args)
+            if self.args.restart_optimizer and self.is_deepspeed_enabled:
+                raise ValueError("restart_optimizer is not supported with DeepSpeed: its engine loads the optimizer")
             self.plan = resolve_training_plan(
                 self._requested,
                 self.model.config,
                 seq_length=self.seq_length,
                 world_size=self.args.world_size,
-                tokens_seen=tokens_seen,
-                steps_done=steps_done,
+                tokens_seen=progress.tokens_seen,
+                steps_done=progress.global_step,
             )
             self._apply_plan(self.args, self.plan)
             logger.info(
-                "Resuming from %s (step %d, %.4g tokens seen)", resume_from_checkpoint, steps_done, tokens_seen
+                "Resuming from %s (step %d, %.4g tokens seen)",
+                resume_from_checkpoint,
+                progress.global_step,
+                progress.tokens_seen,
             )
+            if self.args.restart_optimizer:
+                self.optimizer_restarted_at = progress.global_step
+                logger.warning(
+                    "restart_optimizer: AdamW starts afresh at step %d (the checkpoint's optimizer state is %s); "
+                    "the weights, the LR schedule and the data order continue from the checkpoint",
+                    progress.global_step,
+                    "not loaded" if progress.has_optimizer else "missing",
+                )
         logger.info("Training plan:\n%s", self.plan.summary())
         if self.args.should_save:
             os.makedirs(self.args.output_dir, exist_ok=True)
             _write_atomic(os.path.join(self.args.output_dir, PLAN_FILE), self.plan.to_json())
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        if checkpoint is None or not self.args.restart_optimizer:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        # A fresh optimizer, but the schedule where the checkpoint left it: its LR goes into the new param groups
+        # (transformers loads the scheduler only together with an optimizer state).
+        self.lr_scheduler.load_state_dict(torch.load(os.path.join(checkpoint, SCHEDULER_NAME), weights_only=True))
+        for group, lr in zip(self.optimizer.param_groups, self.lr_scheduler.get_last_lr()):
+            group["lr"] = lr
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         if self.lr_scheduler is None and self.args.uses_token_schedule:

@@ -100,13 +100,35 @@ def test_command_line_overrides_the_yaml(recipe):
     assert model_args.config_overrides == "num_hidden_layers=2"
 
 
-def test_help(recipe, capsys):
+def help_text(recipe, capsys, flag):
     with pytest.raises(SystemExit) as exit_info:
-        parse(recipe, "--help")
+        parse(recipe, flag)
     assert exit_info.value.code == 0
-    out = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def test_help(recipe, capsys):
+    """--help leads with the config file and the recipe's own options (before: 672 lines, no --config)."""
+    out = help_text(recipe, capsys, "--help")
     for flag in ("--max_tokens", "--compute_budget", "--global_batch_size", "--model_preset", "--dataset_path"):
         assert flag in out
+    assert out.index("  --config CONFIG.yaml") < out.index("  --dataset_path") < out.index("  --max_tokens MAX")
+    assert "--restart_optimizer" in out and "--dataset_path_if_missing" in out and "--output_dir" in out
+    assert "--eval_strategy" not in out and len(out.splitlines()) < 250
+    assert "--help-all lists them" in out  # where the other TrainingArguments options are
+
+
+def test_help_all_lists_every_training_argument(recipe, capsys):
+    out = help_text(recipe, capsys, "--help-all")
+    assert "--eval_strategy" in out and "--config CONFIG.yaml" in out and "--max_tokens" in out
+    assert out.index("  --config CONFIG.yaml") < out.index("  --dataset_path")
+
+
+def test_the_shipped_configs_never_fall_back_to_another_corpus():
+    """A fallback is asked for by name (`dataset_path_if_missing`); no shipped recipe does."""
+    for path in PRETRAIN_CONFIGS:
+        raw = yaml.safe_load(path.read_text())
+        assert "dataset_path_if_missing" not in raw and "dataset_fallback_path" not in raw, path
 
 
 @pytest.mark.parametrize("path", ACCELERATE_CONFIGS, ids=lambda p: p.name)

@@ -2,6 +2,7 @@
 
 import collections
 import gzip
+import json
 import math
 import os
 import pickle
@@ -17,6 +18,7 @@ from deepseek_hf.training.packing import (
     build_packed_dataset,
     document_token_ids,
     iter_texts,
+    load_documents,
     pack_position_ids,
     resolve_dataset_path,
     tokenize_corpus,
@@ -249,12 +251,62 @@ def test_resolve_dataset_path(tmp_path, caplog):
         handle.write('{"text": "x"}\n')
     assert resolve_dataset_path(str(existing), None) == str(existing)
     missing = str(tmp_path / "outputs" / "demo" / "data")
-    assert resolve_dataset_path(missing, str(existing)) == str(existing)
-    assert "does not exist" in caplog.text
+    assert resolve_dataset_path(missing, str(existing)) == str(existing)  # the explicit dataset_path_if_missing
+    assert "does not exist: training on dataset_path_if_missing" in caplog.text
     with pytest.raises(FileNotFoundError, match="neither"):
         resolve_dataset_path(missing, str(tmp_path / "also" / "missing.jsonl"))
+    with pytest.raises(FileNotFoundError, match=f"dataset_path '{missing}' does not exist"):  # no fallback asked for
+        resolve_dataset_path(missing)
+    with pytest.raises(ValueError, match="matches no files"):
+        resolve_dataset_path(str(tmp_path / "*.parquet"))
     with pytest.raises(ValueError, match="no dataset"):
         resolve_dataset_path(None, None)
     assert resolve_dataset_path("HuggingFaceFW/fineweb", None) == "HuggingFaceFW/fineweb"  # a Hub name, not loaded
     shipped = resolve_dataset_path(missing, "package://demo/corpus_sample.jsonl.gz")
     assert shipped.endswith("deepseek_hf/assets/demo/corpus_sample.jsonl.gz") and os.path.isfile(shipped)
+
+
+def _data_run(root, *, finished: bool, documents=()):
+    """A `deepseek-hf data run` folder as the pipeline lays it out: run.json, logs/, and output/ once finished."""
+    (root / "logs" / "ingest").mkdir(parents=True)
+    (root / "run.json").write_text(json.dumps({"fingerprint": "0", "config": {}}))
+    (root / "logs" / "ingest" / "executor.json").write_text(json.dumps({"_launched": True, "tasks": 1}))
+    if finished:
+        (root / "output").mkdir()
+        shard = root / "output" / "00000.jsonl.gz"
+        with gzip.open(shard, "wt") as handle:
+            handle.writelines(
+                json.dumps({"text": text, "id": str(i), "metadata": {}}) + "\n" for i, text in enumerate(documents)
+            )
+        manifest = {"shards": [{"file": shard.name, "bytes": shard.stat().st_size}]}
+        (root / "output" / "_COMPLETE.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_an_unfinished_data_run_is_an_error_that_says_so(tmp_path, write_jsonl):
+    """Before: "record 0 has no 'text' field (fields: ['_launched', ...])", read from its logs."""
+    run = _data_run(tmp_path / "run", finished=False)
+    message = f"no complete data-pipeline output: .* run has not finished .* read from {run}/output"
+    with pytest.raises(FileNotFoundError, match=message):
+        resolve_dataset_path(str(run))
+    (run / "output").mkdir()  # a publish cut short: shards but no manifest; named as the run or as its output/
+    write_jsonl(run / "output" / "00000.jsonl.gz", [{"text": t} for t in TEXTS])
+    for path in (run, run / "output"):
+        with pytest.raises(FileNotFoundError, match=message):
+            resolve_dataset_path(str(path))
+        with pytest.raises(FileNotFoundError, match="has not finished"):
+            load_documents(str(path))
+
+
+def test_a_finished_data_run_is_read_through_its_manifest(tmp_path):
+    run = _data_run(tmp_path / "run", finished=True, documents=TEXTS)
+    for path in (run, run / "output"):  # the run folder, or its output/ (what the tokenizer stage is given)
+        assert resolve_dataset_path(str(path)) == str(path)
+        assert [record["text"] for record in load_documents(str(path))] == TEXTS
+
+
+def test_the_data_run_layout_is_the_pipelines():
+    from deepseek_hf.data.pipeline import RUN_FILE
+    from deepseek_hf.training import packing
+
+    assert packing._DATA_RUN_FILE == RUN_FILE
