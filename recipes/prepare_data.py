@@ -7,18 +7,16 @@ CPU demo on the shipped EN/ZH sample (the embedded default; a minute on 2 cores)
 Web-scale layout on Slurm (edit the input paths and partition first):
     python recipes/prepare_data.py --config recipes/deepseek-llm-7b/data/config_full.yaml
 
-Any scalar key can be overridden on the command line, e.g. `--output_dir /tmp/run --overwrite true`.
+Any scalar key can be overridden on the command line, e.g. `--output-dir /tmp/run --overwrite true` (the same
+arguments as `deepseek-hf data run`; a mistake ends in one message, `--debug` shows its traceback).
 The pretraining recipe reads the result with `deepseek_hf.data.load_output(output_dir)`.
 """
 
-from deepseek_hf.data import DataPipelineConfig, run_pipeline
-from deepseek_hf.data.cli import make_parser
+import sys
 
-
-def main(config: DataPipelineConfig) -> None:
-    root = run_pipeline(config)
-    print(f"run folder: {root}  (report: {root}/report.md, documents: {root}/output)")
-
+from deepseek_hf.data.cli import run_command
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    status = run_command(sys.argv[1:], prog="prepare_data.py")
+    if status:
+        sys.exit(status)

@@ -1,7 +1,7 @@
 """The DeepSeek LLM pretraining-data pipeline (dedup -> filter -> remix) on datatrove.
 
 >>> from deepseek_hf.data import DataPipelineConfig, run_pipeline, load_output
->>> run_pipeline(DataPipelineConfig())                  # the embedded demo -> outputs/demo/data  # doctest: +SKIP
+>>> run_pipeline(DataPipelineConfig.demo())             # the embedded demo -> outputs/demo/data  # doctest: +SKIP
 >>> ds = load_output("outputs/demo/data")               # a datasets.Dataset with a "text" column  # doctest: +SKIP
 
 Command line: `deepseek-hf data run --config recipes/tiny/data/config_demo.yaml`. See `deepseek_hf/data/README.md`.
@@ -39,6 +39,7 @@ _EXPORTS = {
     "remix_rates": "remix",
     "Ledger": "ledger",
     "evaluate_near_dedup": "evaluation",
+    "DataPipelineError": "errors",
 }
 __all__ = sorted(_EXPORTS)
 

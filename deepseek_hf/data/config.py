@@ -4,13 +4,17 @@ The top level is flat (so TRL's `TrlParser` reads it: `--config x.yaml`, CLI fla
 keys are errors); each section is a mapping that `__post_init__` turns into a typed dataclass, again rejecting
 unknown keys, so a typo in a recipe fails loudly instead of silently running with a default.
 
-The defaults reproduce the embedded demo (`recipes/tiny/data/config_demo.yaml`): the two shipped demo files, four
-pseudo-dumps, thresholds suited to a corpus of short classical poems. The step classes themselves keep the
-literature defaults (Gopher, C4, FineWeb); `recipes/deepseek-llm-7b/data/config_full.yaml` shows a web-scale setup.
+Every value is also checked against the type of its field, so `tasks: two` fails naming `executor.tasks`
+instead of deep inside a worker.
+
+The defaults are neutral, for any corpus: every language kept, no remixing, one dump, the literature's filter
+thresholds (Gopher, C4). The embedded demo (`DEMO_CONFIG`, spelled out in `recipes/tiny/data/config_demo.yaml`)
+sets its own choices for its EN/ZH sample of short poems; `recipes/deepseek-llm-7b/data/config_full.yaml` shows a
+web-scale setup.
 
 >>> cfg = DataPipelineConfig(output_dir="out", inputs=[{"path": "package://demo/corpus_sample.jsonl.gz"}])
->>> cfg.dedup.scope, cfg.dedup.num_buckets * cfg.dedup.hashes_per_bucket
-('global', 320)
+>>> cfg.dedup.scope, cfg.dedup.num_buckets * cfg.dedup.hashes_per_bucket, list(cfg.filters), cfg.remix.active
+('global', 320, ['c4', 'repetition', 'quality'], False)
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ import glob
 import hashlib
 import json
 import os
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from typing import Any, Literal
 
 import yaml
+
+from deepseek_hf.data.errors import ConfigError, ConfigTypeError, InputNotFoundError
 
 PACKAGE_PREFIX = "package://"
 _REMOTE_PREFIXES = ("s3://", "gs://", "gcs://", "hf://", "http://", "https://", "az://", "abfs://")
@@ -42,27 +50,73 @@ def resolve_path(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
-def _from_mapping(cls, data: Any, where: str):
-    """Build dataclass `cls` from a mapping, naming `where` and the allowed keys on any unknown key."""
+_TYPE_NAMES = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    dict: "a mapping",
+    list: "a list",
+    type(None): "null",
+}
+
+
+def _conforms(value, hint) -> bool:
+    """Whether a YAML value fits a field annotation (bool is not a number; an int is a float)."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_conforms(value, arg) for arg in typing.get_args(hint))
+    if origin is Literal or hint is Any:
+        return True  # choices are checked with their own message
+    hint = origin or hint
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _describe(hint) -> str:
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return " or ".join(_describe(arg) for arg in typing.get_args(hint))
+    return _TYPE_NAMES.get(origin or hint, getattr(hint, "__name__", str(hint)))
+
+
+def check_types(cls, data: dict, where: str) -> None:
+    """Raise `ConfigTypeError` naming `<where>.<key>` for the first value that does not fit its field's type."""
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if key in hints and not _conforms(value, hints[key]):
+            name = f"{where}.{key}" if where else key
+            raise ConfigTypeError(f"{name}: expected {_describe(hints[key])}, got {value!r} ({type(value).__name__})")
+
+
+def _from_mapping(cls, data: Any, where: str, types_prefix: str | None = None):
+    """Build dataclass `cls` from a mapping, naming `where` and the allowed keys on any unknown key or bad value
+    (a bad value is named `<types_prefix>.<key>`, by default `<where>.<key>`)."""
     if isinstance(data, cls):
         return data
     if data is None:
         return cls()
     if not isinstance(data, dict):
-        raise TypeError(f"{where}: expected a mapping, got {type(data).__name__} ({data!r})")
+        raise ConfigTypeError(f"{where}: expected a mapping, got {type(data).__name__} ({data!r})")
     allowed = [f.name for f in fields(cls)]
     unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed keys: {allowed}")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed keys: {allowed}")
+    check_types(cls, data, where if types_prefix is None else types_prefix)
     try:
         return cls(**data)
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: {e}") from e
+        raise ConfigError(f"{where}: {e}") from e
 
 
 def _check_choice(where: str, value, choices) -> None:
     if value not in choices:
-        raise ValueError(f"{where} must be one of {list(choices)}, got {value!r}")
+        raise ConfigError(f"{where} must be one of {list(choices)}, got {value!r}")
 
 
 @dataclass
@@ -96,7 +150,7 @@ class InputConfig:
     def __post_init__(self):
         _check_choice("inputs[].format", self.format, ("auto", "jsonl", "parquet", "datasets"))
         if not isinstance(self.path, str) or not self.path:
-            raise ValueError("inputs[].path must be a non-empty string")
+            raise ConfigError("inputs[].path must be a non-empty string")
 
     @property
     def resolved_path(self) -> str:
@@ -143,7 +197,14 @@ class InputConfig:
         folder, pattern = self.folder_and_glob()
         matches = glob.glob(os.path.join(folder, pattern), recursive=True) if pattern else [folder]
         if not [m for m in matches if os.path.isfile(m)]:
-            raise FileNotFoundError(f"input {self.path!r}: no files match {os.path.join(folder, pattern or '')}")
+            # the path as the user wrote it (and where it resolved), not the escaped pattern handed to datatrove
+            if os.path.isdir(path):
+                detail = f"{pattern} in {path}"
+            elif any(ch in path for ch in "*?["):
+                detail = path
+            else:
+                detail = f"no such file: {path}"
+            raise InputNotFoundError(f"input {self.path}: no files match ({detail})")
 
 
 @dataclass
@@ -180,9 +241,9 @@ class ExecutorConfig:
     def __post_init__(self):
         _check_choice("executor.type", self.type, ("local", "ray", "slurm"))
         if self.tasks < 1:
-            raise ValueError(f"executor.tasks must be >= 1, got {self.tasks}")
+            raise ConfigError(f"executor.tasks must be >= 1, got {self.tasks}")
         if self.type == "slurm" and not self.partition:
-            raise ValueError("executor.partition is required for the slurm executor")
+            raise ConfigError("executor.partition is required for the slurm executor")
 
 
 @dataclass
@@ -202,7 +263,7 @@ class IngestConfig:
     def __post_init__(self):
         _check_choice("ingest.invalid_utf8", self.invalid_utf8, ("drop", "replace"))
         if self.pseudo_dumps < 1 or self.max_chars < 1:
-            raise ValueError("ingest.pseudo_dumps and ingest.max_chars must be >= 1")
+            raise ConfigError("ingest.pseudo_dumps and ingest.max_chars must be >= 1")
 
 
 @dataclass
@@ -236,9 +297,9 @@ class DedupConfig:
         _check_choice("dedup.scope", self.scope, ("global", "per_dump"))
         _check_choice("dedup.hash_precision", self.hash_precision, (32, 64))
         if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"dedup.threshold must be in [0, 1], got {self.threshold}")
+            raise ConfigError(f"dedup.threshold must be in [0, 1], got {self.threshold}")
         if min(self.ngram, self.num_buckets, self.hashes_per_bucket, self.bucket_workers) < 1:
-            raise ValueError("dedup.ngram, num_buckets, hashes_per_bucket and bucket_workers must be >= 1")
+            raise ConfigError("dedup.ngram, num_buckets, hashes_per_bucket and bucket_workers must be >= 1")
 
 
 @dataclass
@@ -255,9 +316,9 @@ class LineDedupConfig:
 
     def __post_init__(self):
         if self.min_docs < 2:
-            raise ValueError(f"line_dedup.min_docs must be >= 2, got {self.min_docs}")
+            raise ConfigError(f"line_dedup.min_docs must be >= 2, got {self.min_docs}")
         if self.finder_workers < 1 or self.min_chars < 1:
-            raise ValueError("line_dedup.finder_workers and min_chars must be >= 1")
+            raise ConfigError("line_dedup.finder_workers and min_chars must be >= 1")
 
 
 @dataclass
@@ -265,6 +326,7 @@ class RemixConfig:
     """Rebalance sources (domains) by deterministic, seeded up-/down-sampling; see `deepseek_hf.data.remix`."""
 
     enabled: bool = True
+    """Remixing runs only with `weights` or a `temperature` (by default neither: no resampling)."""
     weights: dict = field(default_factory=dict)
     """Target share per listed source (renormalized over the listed sources, which keep their total size);
     sources not listed are left as they are."""
@@ -276,30 +338,50 @@ class RemixConfig:
     unit: Literal["chars", "docs"] = "chars"
     seed: int = 0
 
+    @property
+    def active(self) -> bool:
+        """Remixing changes something only with `weights` or a `temperature`; otherwise its stage is skipped."""
+        return self.enabled and (bool(self.weights) or self.temperature is not None)
+
     def __post_init__(self):
         _check_choice("remix.unit", self.unit, ("chars", "docs"))
         if self.weights and self.temperature is not None:
-            raise ValueError("remix: give either `weights` or `temperature`, not both")
+            raise ConfigError("remix: give either `weights` or `temperature`, not both")
         if any((not isinstance(w, (int, float))) or w < 0 for w in self.weights.values()):
-            raise ValueError(f"remix.weights must be non-negative numbers, got {self.weights}")
+            raise ConfigError(f"remix.weights must be non-negative numbers, got {self.weights}")
         if self.weights and sum(self.weights.values()) <= 0:
-            raise ValueError("remix.weights must not all be zero")
+            raise ConfigError("remix.weights must not all be zero")
         if self.temperature is not None and self.temperature <= 0:
-            raise ValueError(f"remix.temperature must be > 0, got {self.temperature}")
+            raise ConfigError(f"remix.temperature must be > 0, got {self.temperature}")
         if self.max_repeat < 1:
-            raise ValueError(f"remix.max_repeat must be >= 1, got {self.max_repeat}")
+            raise ConfigError(f"remix.max_repeat must be >= 1, got {self.max_repeat}")
 
 
+# Neutral defaults for any corpus: language-independent filters at the literature's thresholds (datatrove's C4
+# without its English-only line rules; Gopher repetition and quality rules with CJK-aware units); no language
+# restriction (add `language: {languages: [...]}` to keep some only); each value holds keyword arguments of the
+# step class (see `filters.FILTERS`), run in this order.
+DEFAULT_FILTERS = {"c4": {}, "repetition": {}, "quality": {}}
+
+# The embedded demo (`deepseek-hf data run` without --config), spelled out in recipes/tiny/data/config_demo.yaml: the
+# shipped EN/ZH sample + Tang poems; four pseudo-dumps to show cross-dump dedup; EN/ZH only; a short-document
+# threshold a quatrain passes; sources remixed toward size^(1/2).
 DEMO_INPUTS = [
     {"path": "package://demo/corpus_sample.jsonl.gz"},
     {"path": "package://demo/tangshi_dedup_sample.jsonl.gz", "text_key": "paragraphs", "source": "zh_tangshi"},
 ]
-# Filters run in this order; each value holds keyword arguments of the step class (see `filters.FILTERS`).
 DEMO_FILTERS = {
     "language": {"languages": ["en", "zh"], "language_threshold": 0.5},
     "c4": {},
     "repetition": {},
     "quality": {"min_doc_words": 10},
+}
+DEMO_CONFIG = {
+    "output_dir": "outputs/demo/data",
+    "inputs": DEMO_INPUTS,
+    "ingest": {"pseudo_dumps": 4},
+    "filters": DEMO_FILTERS,
+    "remix": {"temperature": 2.0},
 }
 
 
@@ -307,46 +389,52 @@ DEMO_FILTERS = {
 class DataPipelineConfig:
     """The whole pipeline: inputs -> ingest -> dedup (document, then line level) -> filters -> remix -> output."""
 
-    output_dir: str = field(default="outputs/demo/data", metadata={"help": "Run folder (output/, report.*, ...)."})
-    inputs: list[dict] = field(
-        default_factory=lambda: [dict(i) for i in DEMO_INPUTS], metadata={"help": "Input files (YAML list)."}
-    )
+    output_dir: str = field(default="", metadata={"help": "Run folder (output/, report.*, ...); required."})
+    inputs: list[dict] = field(default_factory=list, metadata={"help": "Input files (YAML list); required."})
     executor: dict = field(default_factory=dict, metadata={"help": "Executor section (YAML mapping)."})
-    ingest: dict = field(default_factory=lambda: {"pseudo_dumps": 4}, metadata={"help": "Ingest section."})
+    ingest: dict = field(default_factory=dict, metadata={"help": "Ingest section."})
     dedup: dict = field(default_factory=dict, metadata={"help": "Document dedup section."})
     line_dedup: dict = field(default_factory=dict, metadata={"help": "Line (string-level) dedup section."})
     filters: dict = field(
-        default_factory=lambda: {k: dict(v) for k, v in DEMO_FILTERS.items()},
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_FILTERS.items()},
         metadata={"help": "Filters to run, in order: name -> step keyword arguments (null disables)."},
     )
-    remix: dict = field(default_factory=lambda: {"temperature": 2.0}, metadata={"help": "Remix section."})
+    remix: dict = field(default_factory=dict, metadata={"help": "Remix section (default: off)."})
     keep_intermediate: bool = field(
         default=False, metadata={"help": "Keep the intermediate document copies under work/ after success."}
     )
-    overwrite: bool = field(default=False, metadata={"help": "Start from scratch even if the run folder exists."})
+    overwrite: bool = field(
+        default=False, metadata={"help": "Delete the run in output_dir and start over (needed if its config changed)."}
+    )
 
     def __post_init__(self):
-        if not isinstance(self.inputs, list) or not self.inputs:
-            raise ValueError("inputs must be a non-empty list of mappings with at least a `path`")
+        check_types(DataPipelineConfig, {f.name: getattr(self, f.name) for f in fields(self)}, "")
         self.inputs = [_from_mapping(InputConfig, item, f"inputs[{i}]") for i, item in enumerate(self.inputs)]
         self.executor = _from_mapping(ExecutorConfig, self.executor, "executor")
         self.ingest = _from_mapping(IngestConfig, self.ingest, "ingest")
         self.dedup = _from_mapping(DedupConfig, self.dedup, "dedup")
         self.line_dedup = _from_mapping(LineDedupConfig, self.line_dedup, "line_dedup")
         self.remix = _from_mapping(RemixConfig, self.remix, "remix")
-        if not isinstance(self.filters, dict):
-            raise TypeError(f"filters: expected a mapping of filter name -> arguments, got {self.filters!r}")
         from deepseek_hf.data.filters import check_filter_specs  # filters import datatrove; keep config light
 
         self.filters = check_filter_specs(self.filters)
+        if not self.inputs:  # after the sections, so that a typo in one is reported first
+            raise ConfigError("inputs is required: a list of mappings with at least a `path`")
+        if not self.output_dir:
+            raise ConfigError("output_dir is required (the run folder)")
+
+    @classmethod
+    def demo(cls, **overrides) -> DataPipelineConfig:
+        """The embedded demo (`DEMO_CONFIG`), with top-level keys replaced by `overrides`."""
+        return cls(**json.loads(json.dumps(DEMO_CONFIG)) | overrides)
 
     @classmethod
     def from_yaml(cls, path: str) -> DataPipelineConfig:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a YAML mapping at the top level")
-        return _from_mapping(cls, data, path)
+            raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+        return _from_mapping(cls, data, path, types_prefix="")
 
     @property
     def resolved_output_dir(self) -> str:
@@ -356,9 +444,15 @@ class DataPipelineConfig:
         return asdict(self)
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes the result (not where/how it runs, nor `overwrite`)."""
-        data = self.to_dict()
-        for key in ("overwrite", "keep_intermediate", "executor"):
-            data.pop(key)
-        data["tasks"] = self.executor.tasks  # datatrove's resumable tasks depend on the sharding
+        """Hash of everything that changes the result (`result_settings`)."""
+        data = result_settings(self.to_dict())
+        data["tasks"] = data.pop("executor")["tasks"]  # the layout hashed since the first version
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def result_settings(config: dict) -> dict:
+    """The settings of a config dict that change the result: not where / how it runs, nor `overwrite`, but the
+    number of tasks (datatrove's resumable tasks depend on the sharding)."""
+    data = {k: v for k, v in config.items() if k not in ("overwrite", "keep_intermediate", "executor")}
+    data["executor"] = {"tasks": (config.get("executor") or {}).get("tasks")}
+    return data

@@ -15,6 +15,7 @@ measurements in `deepseek_hf/data/README.md`.
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import numpy as np
 from datatrove.data import Document
@@ -29,6 +30,7 @@ from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
 from datatrove.pipeline.writers.disk_base import DiskWriter
 from datatrove.utils.text import PUNCTUATION_SET
 
+from deepseek_hf.data.errors import ConfigError, ConfigTypeError
 from deepseek_hf.data.readers import AUDIT_CHARS, INPUT_ERROR
 from deepseek_hf.data.text import CJK_CHAR, CJKWordTokenizer, count_cjk
 
@@ -344,23 +346,57 @@ def _accepted_kwargs(factory) -> set[str]:
     return names - {"self", "exclusion_writer", "args", "kwargs"}
 
 
+def _parameter_defaults(factory) -> dict[str, Any]:
+    """Default value of each keyword argument of a filter step (the factory's target class for c4 / fineweb)."""
+    target = _FACTORY_TARGETS.get(factory, factory)
+    defaults: dict[str, Any] = {}
+    for cls in target.__mro__ if inspect.isclass(target) else [target]:
+        init = cls.__init__ if inspect.isclass(cls) else cls
+        if init is object.__init__:
+            continue
+        for name, p in inspect.signature(init).parameters.items():
+            if p.default is not p.empty:
+                defaults.setdefault(name, p.default)
+    return defaults
+
+
+_KINDS = (((bool,), "true or false"), ((int, float), "a number"), ((str,), "a string"), ((list, tuple), "a list"))
+
+
+def _check_value(where: str, value, default) -> None:
+    """A value must be of the kind of its parameter's default; `null` is always allowed ("off" for many), and so is
+    a string where a list is expected (`languages: en`)."""
+    if value is None or default is None:
+        return
+    kinds, name = next(((k, n) for k, n in _KINDS if isinstance(default, k)), (None, None))
+    if kinds is None or (isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)):
+        return
+    if kinds == (list, tuple) and isinstance(value, str):
+        return
+    raise ConfigTypeError(f"{where}: expected {name} (default {default!r}), got {value!r} ({type(value).__name__})")
+
+
 def check_filter_specs(specs: dict) -> dict:
-    """Validate `filters:` (name -> keyword arguments, `null`/`false` to disable); unknown names or arguments raise."""
+    """Validate `filters:` (name -> keyword arguments, `null`/`false` to disable); unknown names or arguments and
+    values of the wrong type raise, naming `filters.<name>.<argument>`."""
     checked = {}
     for name, kwargs in specs.items():
         if name not in FILTERS:
-            raise ValueError(f"filters: unknown filter {name!r}; available: {list(FILTERS)}")
+            raise ConfigError(f"filters: unknown filter {name!r}; available: {list(FILTERS)}")
         if kwargs is None or kwargs is False:
             continue
         if kwargs is True:
             kwargs = {}
         if not isinstance(kwargs, dict):
-            raise TypeError(f"filters.{name}: expected a mapping of keyword arguments, got {kwargs!r}")
+            raise ConfigTypeError(f"filters.{name}: expected a mapping of keyword arguments, got {kwargs!r}")
         unknown = sorted(set(kwargs) - _accepted_kwargs(FILTERS[name]))
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"filters.{name}: unknown argument(s) {unknown}; accepted: {sorted(_accepted_kwargs(FILTERS[name]))}"
             )
+        defaults = _parameter_defaults(FILTERS[name])
+        for key, value in kwargs.items():
+            _check_value(f"filters.{name}.{key}", value, defaults.get(key))
         checked[name] = dict(kwargs)
     return checked
 

@@ -24,6 +24,7 @@ and never appears in a step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -35,9 +36,11 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 from datatrove.utils.logging import logger
 
+from deepseek_hf.data import lifetime
 from deepseek_hf.data.boilerplate import LineDedupFilter, LineDedupFinder, LineDedupSignature
-from deepseek_hf.data.config import DataPipelineConfig
+from deepseek_hf.data.config import DataPipelineConfig, result_settings
 from deepseek_hf.data.dedup import DedupBuckets, DedupClusters, DedupSignature, DocDedupFilter, minhash_config
+from deepseek_hf.data.errors import RunFolderError, StageFailedError
 from deepseek_hf.data.filters import InputValidator, build_filter
 from deepseek_hf.data.ledger import Ledger
 from deepseek_hf.data.output import COMPLETE_MARKER, output_record, publish, unpublish
@@ -73,8 +76,21 @@ def _writer(folder: str, adapter=None) -> JsonlWriter:
     return JsonlWriter(folder, output_filename="${rank}.jsonl.gz", adapter=adapter)
 
 
+class StageReader(JsonlReader):
+    """Reads the shards the previous stage wrote. A stage that kept no documents writes no shard, so an empty
+    folder is an empty stage (empty input, or every document filtered out), not an error."""
+
+    name = "📖 stage shards"
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        if not self.data_folder.exists("") or not self.data_folder.list_files(glob_pattern=self.glob_pattern):
+            yield from data or ()
+            return
+        yield from super().run(data, rank, world_size)
+
+
 def _reader(folder: str) -> JsonlReader:
-    return JsonlReader(folder, glob_pattern="*.jsonl.gz", add_file_path=False)
+    return StageReader(folder, glob_pattern="*.jsonl.gz", add_file_path=False)
 
 
 class Finalize(PipelineStep):
@@ -165,7 +181,7 @@ def build_stages(config: DataPipelineConfig) -> list[Stage]:
     if not steps:
         steps = [Ledger("filters")]
     last_checkpoint = steps[-1].checkpoint
-    if config.remix.enabled:
+    if config.remix.active:
         stages.append(Stage("filter", [_reader(current), *steps, _writer(f"{layout.work}/filtered")], tasks))
         remixer = DomainRemixer(layout.logs, "filter", last_checkpoint, config.remix, layout.work, excluded("remix"))
         stages.append(
@@ -233,30 +249,63 @@ def make_executor(config: DataPipelineConfig, stage: Stage, depends=None):
     return Executor(stage.pipeline, **kwargs)
 
 
+def _flatten(value, prefix: str = "") -> dict[str, object]:
+    """`{"a": {"b": 1}, "c": [{"d": 2}]}` -> `{"a.b": 1, "c[0].d": 2}` (empty containers kept as values)."""
+    if isinstance(value, dict) and value:
+        return {
+            k: v
+            for key, item in value.items()
+            for k, v in _flatten(item, f"{prefix}.{key}" if prefix else key).items()
+        }
+    if isinstance(value, list) and value:
+        return {k: v for i, item in enumerate(value) for k, v in _flatten(item, f"{prefix}[{i}]").items()}
+    return {prefix: value}
+
+
+def config_changes(previous: dict, current: dict) -> list[str]:
+    """`key: old -> new` for every setting that changes the result (those `fingerprint` hashes)."""
+    old, new = _flatten(result_settings(previous)), _flatten(result_settings(current))
+    missing = "(unset)"
+    return [
+        f"{key}: {json.dumps(old.get(key, missing), default=str)} -> {json.dumps(new.get(key, missing), default=str)}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key, missing) != new.get(key, missing)
+    ]
+
+
 def prepare_run_folder(config: DataPipelineConfig) -> bool:
     """Create / check the run folder; returns True when this exact run already finished.
 
-    A folder from a run with another configuration (or `overwrite`) is cleared; one from the same configuration
-    is resumed (datatrove skips finished tasks). A non-empty folder that is not a run folder is refused.
+    A folder of the same configuration is resumed (datatrove skips finished tasks). One of another configuration
+    is refused, naming the changed keys, unless `overwrite` (then cleared): a finished run is never lost to an
+    edited value. A non-empty folder that is not a run folder is always refused.
     """
     root = config.resolved_output_dir
     folder = get_datafolder(root)
     fingerprint = config.fingerprint()
-    previous = None
+    previous = previous_config = None
     if folder.exists(RUN_FILE):
         with folder.open(RUN_FILE) as f:
-            previous = json.load(f).get("fingerprint")
+            run = json.load(f)
+        previous, previous_config = run.get("fingerprint"), run.get("config") or {}
     elif folder.exists("") and folder.ls("", detail=False):
-        raise FileExistsError(
+        raise RunFolderError(
             f"output_dir {root} exists, is not empty and is not a data-pipeline run folder (no {RUN_FILE}); "
             "choose a new or empty folder"
+        )
+    if previous is not None and previous != fingerprint and not config.overwrite:
+        changes = config_changes(previous_config, json.loads(json.dumps(config.to_dict(), default=str)))
+        listed = "; ".join(changes) if changes else "(settings of an older version of this package)"
+        raise RunFolderError(
+            f"output_dir {root} holds a run of another configuration; changed: {listed}. Nothing was deleted: "
+            "choose another output_dir, or set `overwrite: true` (--overwrite true) to delete that run and start over"
         )
     finalized = folder.exists("logs/finalize/completions/00000")
     published = folder.exists(f"output/{COMPLETE_MARKER}")
     if previous == fingerprint and finalized and not published:
         reason = "finished run lost its output"  # its intermediate files are gone too: redo all
-    elif previous is not None and (config.overwrite or previous != fingerprint):
-        reason = "overwrite requested" if config.overwrite else "configuration changed"
+    elif previous is not None and config.overwrite:
+        reason = "overwrite requested"
     else:
         reason = None
     if reason:
@@ -303,20 +352,27 @@ def run_pipeline(config: DataPipelineConfig) -> str:
 
         if not ray.is_initialized():
             ray.init(address=config.executor.ray_address, ignore_reinit_error=True)
-    for i, stage in enumerate(stages, 1):
-        logger.info(f"[{i}/{len(stages)}] stage {stage.name}: {stage.tasks} task(s)")
-        start = time.perf_counter()
-        executor = make_executor(config, stage)
-        try:
-            executor.run()
-        except Exception as e:
-            raise RuntimeError(
-                f"data pipeline stage {stage.name!r} failed (logs: {root}/logs/{stage.name}): {e}"
-            ) from e
-        failed = executor.get_incomplete_ranks(skip_completed=True)
-        if failed:
-            raise RuntimeError(
-                f"data pipeline stage {stage.name!r}: tasks {failed} did not complete (logs: {root}/logs/{stage.name})"
-            )
-        logger.info(f"[{i}/{len(stages)}] stage {stage.name} done in {time.perf_counter() - start:.1f}s")
+    # local: the processes this run starts end with it, even if it is killed (see `lifetime`)
+    with lifetime.run_scope() if config.executor.type == "local" else contextlib.nullcontext():
+        for i, stage in enumerate(stages, 1):
+            _run_stage(config, stage, f"[{i}/{len(stages)}]")
     return root
+
+
+def _run_stage(config: DataPipelineConfig, stage: Stage, counter: str) -> None:
+    root = config.resolved_output_dir
+    logger.info(f"{counter} stage {stage.name}: {stage.tasks} task(s)")
+    start = time.perf_counter()
+    executor = make_executor(config, stage)
+    try:
+        executor.run()
+    except Exception as e:
+        raise StageFailedError(
+            f"data pipeline stage {stage.name!r} failed (logs: {root}/logs/{stage.name}): {e}"
+        ) from e
+    failed = executor.get_incomplete_ranks(skip_completed=True)
+    if failed:
+        raise StageFailedError(
+            f"data pipeline stage {stage.name!r}: tasks {failed} did not complete (logs: {root}/logs/{stage.name})"
+        )
+    logger.info(f"{counter} stage {stage.name} done in {time.perf_counter() - start:.1f}s")

@@ -124,8 +124,8 @@ def test_a_failed_run_never_leaves_output_that_looks_complete(tmp_path, dh, rng,
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(QualityFilter, "filter", explode)
-    with pytest.raises(RuntimeError, match="stage 'filter' failed"):  # another config -> a fresh run, which fails
-        run_pipeline(dh.fast_config(tmp_path, inputs, filters={"quality": {"min_doc_words": 6}}))
+    with pytest.raises(RuntimeError, match="stage 'filter' failed"):  # a fresh run, which fails
+        run_pipeline(dh.fast_config(tmp_path, inputs, filters={"quality": {"min_doc_words": 6}}, overwrite=True))
     assert not (Path(root) / "output" / COMPLETE_MARKER).exists()
     assert not list((Path(root) / "output").glob("*.jsonl.gz"))
     with pytest.raises(FileNotFoundError, match="no complete data-pipeline output"):
@@ -144,7 +144,7 @@ def test_reruns_resume_or_restart_and_foreign_folders_are_refused(tmp_path, dh, 
     shutil.rmtree(Path(root) / "output")  # a finished run whose output was deleted is redone
     run_pipeline(dh.fast_config(tmp_path, inputs))
     assert dh.output_records(root) == first
-    run_pipeline(dh.fast_config(tmp_path, inputs, dedup={"enabled": False}))  # another configuration: redone
+    run_pipeline(dh.fast_config(tmp_path, inputs, dedup={"enabled": False}, overwrite=True))  # asked: redone
     assert len(dh.output_records(root)) > len(first)
 
     foreign = tmp_path / "foreign"
@@ -153,6 +153,45 @@ def test_reruns_resume_or_restart_and_foreign_folders_are_refused(tmp_path, dh, 
     with pytest.raises(FileExistsError, match="not a data-pipeline run folder"):
         run_pipeline(dh.fast_config(tmp_path, inputs, name="foreign"))
     assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+def test_a_changed_configuration_is_refused_naming_the_changes_and_deleting_nothing(tmp_path, dh, rng):
+    inputs = _mixed_corpus(dh, rng, tmp_path)
+    root = Path(run_pipeline(dh.fast_config(tmp_path, inputs)))
+    first, report = dh.output_records(root), (root / "report.json").read_text()
+    edited = dh.fast_config(tmp_path, inputs, filters={"quality": {"min_doc_words": 6}}, executor={"tasks": 2})
+    with pytest.raises(FileExistsError) as info:
+        run_pipeline(edited)
+    message = str(info.value)
+    assert "filters.quality.min_doc_words: 5 -> 6" in message and "executor.tasks: 1 -> 2" in message
+    assert "overwrite: true" in message and message.count("->") == 2  # only what changed
+    assert dh.output_records(root) == first and (root / "report.json").read_text() == report  # nothing deleted
+    run_pipeline(dh.fast_config(tmp_path, inputs))  # the original configuration still finds its finished run
+    assert dh.output_records(root) == first
+
+    edited.overwrite = True
+    run_pipeline(edited)
+    assert (root / "logs/ingest/completions/00001").exists()  # redone with two tasks
+    assert dh.output_records(root) == first  # (the same documents: the edit changes none, by design)
+
+
+def test_an_empty_input_or_everything_filtered_gives_an_empty_reported_run(tmp_path, dh, rng):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    root = Path(run_pipeline(dh.fast_config(tmp_path, [{"path": str(empty)}], executor={"tasks": 2, "workers": 1})))
+    report = json.loads((root / "report.json").read_text())
+    assert report["totals"]["documents_in"] == report["totals"]["documents_out"] == 0
+    assert json.loads((root / "output" / COMPLETE_MARKER).read_text())["shards"] == []
+    with pytest.raises(ValueError, match="kept no documents"):
+        load_output(str(root))
+
+    inputs = _mixed_corpus(dh, rng, tmp_path)  # every document dropped by the filters, remix on
+    cfg = dh.fast_config(
+        tmp_path, inputs, "dropped", filters={"quality": {"min_doc_words": 10**6}}, remix={"temperature": 2.0}
+    )
+    report = json.loads((Path(run_pipeline(cfg)) / "report.json").read_text())
+    assert report["totals"]["documents_in"] == 69 and report["totals"]["documents_out"] == 0
+    assert len(dh.excluded_records(cfg.output_dir, "quality")) == report["steps"][2]["documents_out"] > 0
 
 
 def test_output_shards_are_gzip_jsonl_with_text(tmp_path, dh, rng):

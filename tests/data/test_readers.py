@@ -124,6 +124,18 @@ def test_missing_input_is_a_clear_error(tmp_path, dh):
         InputConfig(path=str(tmp_path / "nope.jsonl")).check_exists()
 
 
+def test_a_missing_input_is_named_as_written_not_glob_escaped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        InputConfig(path="does_not_exist.jsonl").check_exists()
+    assert str(info.value) == (
+        f"input does_not_exist.jsonl: no files match (no such file: {tmp_path / 'does_not_exist.jsonl'})"
+    )
+    (tmp_path / "data").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"^input data/: no files match \(\*\*/\*\.jsonl\* in "):
+        InputConfig(path="data/").check_exists()
+
+
 def test_package_paths_resolve_to_shipped_files():
     spec = InputConfig(path="package://demo/corpus_sample.jsonl.gz")
     spec.check_exists()
