@@ -40,22 +40,26 @@ ENGLISH |= {"deepseek_arc_easy", "deepseek_arc_challenge", "deepseek_openbookqa"
 LIMIT = 3
 
 
-@pytest.fixture(scope="module")
-def run(tiny_checkpoint, eval_data):
+def evaluate(scorer: str, checkpoint, tasks: list[str], batch_size: int = 4) -> dict:
+    """`lm_eval.simple_evaluate` on the tiny checkpoint, LIMIT documents per task, samples logged."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=task_dir(), metadata={"pretrained": str(tiny_checkpoint)})
     return lm_eval.simple_evaluate(
-        model="hf",
-        model_args=f"pretrained={tiny_checkpoint},dtype=float32",
-        tasks=[*SINGLE_TASKS, *SUBJECT_TASKS],
-        task_manager=manager,
+        model=scorer,
+        model_args=f"pretrained={checkpoint},dtype=float32",
+        tasks=tasks,
+        task_manager=TaskManager(include_path=task_dir(), metadata={"pretrained": str(checkpoint)}),
         device="cpu",
-        batch_size=4,
+        batch_size=batch_size,
         limit=LIMIT,
         log_samples=True,
     )
+
+
+@pytest.fixture(scope="module")
+def run(tiny_checkpoint, eval_data):
+    return evaluate("hf", tiny_checkpoint, [*SINGLE_TASKS, *SUBJECT_TASKS])
 
 
 @pytest.fixture(scope="module")
@@ -239,20 +243,7 @@ def test_acc_tokens_without_a_tokenizer_is_a_clear_error(tiny_checkpoint, eval_d
 @pytest.fixture(scope="module")
 def run_deepseek(tiny_checkpoint, eval_data):
     """The same tasks through `--model deepseek`: every task's requests mixed in one scorer call."""
-    import lm_eval
-    from lm_eval.tasks import TaskManager
-
-    manager = TaskManager(include_path=task_dir(), metadata={"pretrained": str(tiny_checkpoint)})
-    return lm_eval.simple_evaluate(
-        model="deepseek",
-        model_args=f"pretrained={tiny_checkpoint},dtype=float32",
-        tasks=[*SINGLE_TASKS, *SUBJECT_TASKS],
-        task_manager=manager,
-        device="cpu",
-        batch_size=4,
-        limit=LIMIT,
-        log_samples=True,
-    )
+    return evaluate("deepseek", tiny_checkpoint, [*SINGLE_TASKS, *SUBJECT_TASKS])
 
 
 def _assert_same_scores(ours: list[dict], theirs: list[dict], task: str) -> None:
@@ -274,18 +265,6 @@ def test_deepseek_scorer_gives_hfs_scores_with_tasks_mixed(run, run_deepseek, ta
 
 def test_deepseek_scorer_gives_hfs_scores_task_by_task(run, tiny_checkpoint):
     """A letter task (5-shot prefix shared by its items) and an option-text task, each alone in the scorer."""
-    import lm_eval
-    from lm_eval.tasks import TaskManager
-
     for task in ("deepseek_cmmlu_anatomy", "deepseek_arc_challenge"):
-        alone = lm_eval.simple_evaluate(
-            model="deepseek",
-            model_args=f"pretrained={tiny_checkpoint},dtype=float32",
-            tasks=[task],
-            task_manager=TaskManager(include_path=task_dir(), metadata={"pretrained": str(tiny_checkpoint)}),
-            device="cpu",
-            batch_size=2,
-            limit=LIMIT,
-            log_samples=True,
-        )
+        alone = evaluate("deepseek", tiny_checkpoint, [task], batch_size=2)
         _assert_same_scores(alone["samples"][task], run["samples"][task], task)
