@@ -454,6 +454,15 @@ class DeepseekLLMPreTrainedModel(PreTrainedModel):
         "attentions": DeepseekLLMAttention,
     }
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """A checkpoint that carries its code also maps `AutoModel` (the backbone): transformers writes only the
+        saved class's own Auto entry, so `AutoModel.from_pretrained(ckpt, trust_remote_code=True)` would fail where
+        `deepseek_hf` is not installed."""
+        if self._auto_class is not None:
+            backbone = f"{DeepseekLLMModel.__module__.rsplit('.', 1)[-1]}.{DeepseekLLMModel.__name__}"
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": backbone}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
 
 class DeepseekLLMModel(DeepseekLLMPreTrainedModel):
     """The decoder stack (embeddings, layers, final norm); returns `last_hidden_state` and the KV cache."""

@@ -57,6 +57,7 @@ def test_checkpoint_carries_its_code(tiny_config, tmp_path):
     config = (tmp_path / "config.json").read_text()
     assert '"AutoModelForCausalLM": "modeling_deepseek_llm.DeepseekLLMForCausalLM"' in config
     assert '"AutoConfig": "configuration_deepseek_llm.DeepseekLLMConfig"' in config
+    assert '"AutoModel": "modeling_deepseek_llm.DeepseekLLMModel"' in config  # every natively registered model class
     assert {"modeling_deepseek_llm.py", "configuration_deepseek_llm.py"} <= {p.name for p in tmp_path.iterdir()}
 
 
@@ -79,15 +80,18 @@ def test_modeling_files_import_only_torch_transformers_and_each_other():
 
 REMOTE_CODE_SCRIPT = """
 import sys, torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True)
+backbone = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
+assert type(backbone).__name__ == "DeepseekLLMModel", type(backbone)
 assert "deepseek_hf" not in sys.modules, "the checkpoint must load without the deepseek_hf package"
 assert type(model).__name__ == "DeepseekLLMForCausalLM", type(model)
 assert AutoConfig.from_pretrained(sys.argv[1], trust_remote_code=True).model_type == "deepseek_llm"
 with torch.no_grad():
     logits = model.eval()(torch.tensor([[1, 7, 19, 23, 5, 42]])).logits
     generated = model.generate(torch.tensor([[1, 7, 19]]), max_new_tokens=5, do_sample=False, pad_token_id=0)
-torch.save({"logits": logits, "generated": generated}, sys.argv[2])
+    hidden = backbone.eval()(torch.tensor([[1, 7, 19, 23, 5, 42]])).last_hidden_state
+torch.save({"logits": logits, "generated": generated, "hidden": hidden}, sys.argv[2])
 """
 
 
@@ -106,6 +110,9 @@ def test_trust_remote_code_load_in_a_fresh_process_without_deepseek_hf(tiny_conf
     )
     result = torch.load(tmp_path / "out.pt")
     torch.testing.assert_close(result["logits"], _logits(model), atol=0, rtol=0)
+    with torch.no_grad():
+        hidden = model.model.eval()(torch.tensor([[1, 7, 19, 23, 5, 42]])).last_hidden_state
+    torch.testing.assert_close(result["hidden"], hidden, atol=0, rtol=0)
     expected = model.generate(torch.tensor([[1, 7, 19]]), max_new_tokens=5, do_sample=False, pad_token_id=0)
     assert torch.equal(result["generated"], expected)
 
