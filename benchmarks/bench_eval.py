@@ -137,13 +137,6 @@ def load_requests(path: Path, task: str, vocab: int) -> tuple[int, list]:
 # ------------------------------------------------------------------------------------------------------------------
 # workers
 # ------------------------------------------------------------------------------------------------------------------
-def _rss_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def _setup(args):
     import torch
     from transformers import AutoTokenizer
@@ -229,24 +222,16 @@ def run_memory_worker(args) -> dict:
     built, scorer constructed)."""
     import gc
 
-    import torch
+    from _peak_memory import peak_memory  # beside this script (workers run it as a script)
 
     kind = args.worker.removeprefix("memory-")
     model, tokenizer = _setup(args)
     _, requests = load_requests(args.requests, args.task, model.config.vocab_size)
     lm = _scorer(kind, model, tokenizer, args.worker_batch_size, args.device)
     gc.collect()  # no warm-up call: its freed buffers, kept by the allocator, would hide the peak
-    on_cuda = args.device.startswith("cuda")
-    if on_cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        baseline = torch.cuda.memory_allocated()
-    else:
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS high-water mark (VmHWM)
-        baseline = _rss_bytes("VmRSS")
-    lm._loglikelihood_tokens(requests, disable_tqdm=True)
-    peak = (torch.cuda.max_memory_allocated() if on_cuda else _rss_bytes("VmHWM")) - baseline
-    return {"peak_memory_mb": peak / 2**20}
+    with peak_memory(args.device.startswith("cuda")) as measured:
+        lm._loglikelihood_tokens(requests, disable_tqdm=True)
+    return measured
 
 
 # ------------------------------------------------------------------------------------------------------------------

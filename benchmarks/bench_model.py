@@ -92,13 +92,6 @@ def build_config(args):
 # ------------------------------------------------------------------------------------------------------------------
 # worker: one model, one process
 # ------------------------------------------------------------------------------------------------------------------
-def _rss_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def _sync(device):
     import torch
 
@@ -186,6 +179,7 @@ def run_timing_worker(args) -> dict:
 def run_memory_worker(args) -> dict:
     """One model per fresh process: peak memory of two train steps above the set-up baseline."""
     import torch
+    from _peak_memory import peak_memory  # beside this script (workers run it as a script)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -193,18 +187,10 @@ def run_memory_worker(args) -> dict:
     config, input_ids = build_config(args), _input_ids(args)
     model, optimizer = _build(kind, args, config)
     gc.collect()
-    on_cuda = input_ids.is_cuda
-    if on_cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        baseline = torch.cuda.memory_allocated()
-    else:
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS high-water mark (VmHWM)
-        baseline = _rss_bytes("VmRSS")
-    for _ in range(2):  # the first step also creates the AdamW states
-        _train_step(model, optimizer, input_ids)
-    peak = (torch.cuda.max_memory_allocated() if on_cuda else _rss_bytes("VmHWM")) - baseline
-    return {"peak_memory_mb": peak / 2**20}
+    with peak_memory(input_ids.is_cuda) as measured:
+        for _ in range(2):  # the first step also creates the AdamW states
+            _train_step(model, optimizer, input_ids)
+    return measured
 
 
 # ------------------------------------------------------------------------------------------------------------------
