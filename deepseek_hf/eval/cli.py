@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     import lm_eval
     import torch
     from lm_eval.tasks import TaskManager
-    from lm_eval.utils import handle_non_serializable
+    from lm_eval.utils import handle_non_serializable, simple_parse_args_string
 
     import deepseek_hf  # noqa: F401  (registers the model type with the Auto classes)
 
@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="deepseek-hf-eval-") as scratch:
         include = [task_dir(), *builtin_overrides(tasks, data_dir, Path(scratch))]
-        metadata = dict(part.split("=", 1) for part in model_args.split(",") if "=" in part)
+        # what simple_evaluate passes to the tasks when it builds the TaskManager itself (tokenizer for acc_tokens)
+        metadata = simple_parse_args_string(model_args)
         task_manager = TaskManager(include_path=include, metadata=metadata)
         check_task_names(tasks, task_manager)
         results = lm_eval.simple_evaluate(
