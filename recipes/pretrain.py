@@ -16,6 +16,11 @@ The paper's 7B run (DeepSpeed ZeRO-1, as the paper):
 Continue from the end of stage 1 with a larger token budget:
     python recipes/pretrain.py --config ... --resume_from_checkpoint OUT/stage1-checkpoint-N --max_tokens 4e12
 
+Validation: `validation_fraction: 0.01` holds out the documents whose text hash falls in the lowest 1% (or give
+`validation_path`); `eval_loss` and `eval_bits_per_byte` are logged every `eval_steps` (`eval_strategy: steps`) and
+computed at the end, and `all_results.json` (written last) holds them with `eval_tokens`, `eval_bytes`,
+`train_tokens`, `flops_per_token` and `train_flops` (recipes/README.md, "Validation loss and bits-per-byte").
+
 The whole configuration (model, tokenizer, data path, checkpoint, batch / LR / length, schedule) is checked before
 the corpus is tokenized; a configuration, path or data error ends in one message and exit code 1 (`--debug` or
 DEEPSEEK_HF_DEBUG=1: the traceback).
@@ -39,9 +44,10 @@ from deepseek_hf.training import (
     PretrainTrainer,
     build_model,
     build_model_config,
-    build_packed_dataset,
+    build_pretraining_datasets,
     check_resumable,
     check_schedule,
+    check_validation_settings,
     dataset_path_exists,
     load_tokenizer,
     resolve_dataset_path,
@@ -109,10 +115,12 @@ def main(data_args, training_args, model_args) -> dict:
         steps_done=progress.global_step if progress else 0,
     )
     check_schedule(training_args, plan)
+    check_validation_settings(data_args, training_args)
+    validation_path = resolve_dataset_path(data_args.validation_path) if data_args.validation_path else None
     if training_args.restart_optimizer and progress is None:
         logger.warning("restart_optimizer is set, but there is no checkpoint to resume: the run starts from scratch")
 
-    # --- model, packed data ---
+    # --- model, packed data, validation split ---
     model = build_model(
         tokenizer,
         preset=model_args.model_preset,
@@ -122,20 +130,32 @@ def main(data_args, training_args, model_args) -> dict:
     )
     cache_dir = data_args.tokenized_cache_dir or os.path.join(training_args.output_dir, "tokenized")
     with training_args.main_process_first(desc="tokenizing the corpus"):
-        train_dataset = build_packed_dataset(
+        train_dataset, eval_dataset = build_pretraining_datasets(
             dataset_path,
             tokenizer,
             data_args.seq_length,
             cache_dir,
             text_field=data_args.dataset_text_field,
             split=data_args.dataset_split,
+            validation_fraction=data_args.validation_fraction,
+            validation_path=validation_path,
+            max_validation_tokens=data_args.max_validation_tokens,
         )
     logger.info("Packed data from %s: %s", dataset_path, train_dataset.stats())
+    if eval_dataset is not None:
+        logger.info("Validation set (scored at the end and every eval_steps): %s", eval_dataset.stats())
 
-    # --- train ---
-    trainer = PretrainTrainer(model=model, args=training_args, train_dataset=train_dataset, processing_class=tokenizer)
+    # --- train, then the final validation loss and bits-per-byte ---
+    trainer = PretrainTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+    )
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = {**result.metrics, **trainer.loss_summary()}
+    metrics = {**result.metrics, **trainer.loss_summary(), **trainer.run_summary()}
+    eval_metrics = trainer.final_evaluation() if eval_dataset is not None else {}
     if trainer.optimizer_restarted_at is not None:
         metrics["optimizer_restarted_at_step"] = trainer.optimizer_restarted_at
         notes.append(
@@ -143,16 +163,21 @@ def main(data_args, training_args, model_args) -> dict:
             f"(resumed from {checkpoint})"
         )
     trainer.log_metrics("train", metrics)
-    metrics.update(dataset=dataset_path, notes=notes)  # in all_results.json; the notes are logged last
-    trainer.save_metrics("train", metrics)
+    if eval_metrics:
+        trainer.log_metrics("eval", eval_metrics)
     trainer.save_state()
 
-    # --- final model (with its tokenizer and config) ---
+    # --- final model (with its tokenizer and config), then the metrics: all_results.json comes last, whole ---
     trainer.save_model(training_args.output_dir)
     logger.info("Model saved to %s", training_args.output_dir)
+    metrics.update(dataset=dataset_path, validation=eval_dataset.stats() if eval_dataset else None, notes=notes)
+    trainer.save_metrics("train", metrics, combined=False)
+    if eval_metrics:
+        trainer.save_metrics("eval", eval_metrics, combined=False)
+    trainer.save_metrics("all", {**metrics, **eval_metrics}, combined=False)  # all_results.json
     for note in notes:
         logger.warning("Note: %s", note)
-    return metrics
+    return {**metrics, **eval_metrics}
 
 
 class _HelpAllAction(argparse.Action):

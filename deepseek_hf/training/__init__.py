@@ -2,6 +2,8 @@
 
 * `PretrainConfig` (a `TrainingArguments`), `PretrainDataArguments`, `PretrainModelArguments`: the recipe's config;
 * `build_packed_dataset` / `PackedDataset`: documents tokenized once and packed into fixed-length rows;
+* `build_pretraining_datasets` / `ValidationDataset` / `score_validation`: a held-out split by text hash, and its
+  validation loss and bits-per-byte;
 * `get_token_scheduler`: the multi-step (and cosine) LR schedule, stepped by tokens;
 * `resolve_training_plan`: batch size, LR and length from explicit values or the scaling laws;
 * `PretrainTrainer`: the `Trainer` that ties them together, with atomic checkpoints and checked resumes
@@ -23,6 +25,11 @@ _EXPORTS = {
     "PackedDataset": "packing",
     "TokenizedCorpus": "packing",
     "build_packed_dataset": "packing",
+    "build_pretraining_datasets": "validation",
+    "check_validation_settings": "validation",
+    "ValidationDataset": "validation",
+    "ValidationResult": "validation",
+    "score_validation": "validation",
     "get_token_scheduler": "schedules",
     "multi_step_lr_factor": "schedules",
     "cosine_lr_factor": "schedules",

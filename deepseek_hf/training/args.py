@@ -56,6 +56,41 @@ class PretrainDataArguments:
         default=None,
         metadata={"help": "Where tokenized corpora are cached (default: `<output_dir>/tokenized`)."},
     )
+    validation_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "Hold out this fraction of the documents for validation: a document is held out iff the "
+            "BLAKE2b hash of its text falls below it (the same split for any sharding, order or number of "
+            "processes; never trained on). Default 0: off, so a run trains on every document unless it asks, and "
+            "a small corpus never comes out with an empty split. Evaluated at the end, and every `eval_steps` with "
+            "`eval_strategy: steps`: eval_loss and eval_bits_per_byte."
+        },
+    )
+    validation_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "A separate validation source (same forms as `dataset_path`), instead of validation_fraction; "
+            "training leaves out its documents where the corpus has them too."
+        },
+    )
+    max_validation_tokens: int = field(
+        default=2**20,
+        metadata={
+            "help": "Score at most this many validation tokens per evaluation (whole documents, taken in hash "
+            "order); bounds the cost. The paper's IsoFLOP study used 100M."
+        },
+    )
+
+    def __post_init__(self):
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.validation_fraction and self.validation_path is not None:
+            raise ValueError(
+                f"give validation_fraction ({self.validation_fraction}) or validation_path "
+                f"({self.validation_path!r}), not both"
+            )
+        if self.max_validation_tokens <= 0:
+            raise ValueError(f"max_validation_tokens must be positive, got {self.max_validation_tokens}")
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The loss curve of a pretraining run as a PNG: training loss and LR against tokens, schedule phases marked."""
+"""The loss curve of a pretraining run as a PNG: training (and validation) loss and LR against tokens, schedule phases
+marked."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def plot_loss_curve(
     phase_starts: dict[int, float] | None = None,
 ) -> str | None:
     """Plot the `loss` entries of a Trainer `log_history` to `path` (written atomically); None if nothing to plot.
+    `eval_loss` entries (the validation loss) are drawn too, as points on the same axis.
 
     The x axis is `tokens_seen` when logged (as by `PretrainTrainer`), else the step. A vertical line marks the
     start of each LR phase: at `phase_starts[phase]` (an x value) when given, else where the logged `lr_phase`
@@ -38,6 +40,16 @@ def plot_loss_curve(
     xs = [e["tokens_seen"] if use_tokens else e["step"] for e in entries]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     ax.plot(xs, [e["loss"] for e in entries], color="tab:blue", label="training loss")
+    evaluations = [e for e in log_history if "eval_loss" in e and (not use_tokens or "tokens_seen" in e)]
+    if evaluations:  # the held-out loss, same units: the gap to the training loss is the generalization gap
+        ax.plot(
+            [e["tokens_seen"] if use_tokens else e["step"] for e in evaluations],
+            [e["eval_loss"] for e in evaluations],
+            "o-",
+            color="tab:green",
+            markersize=3,
+            label="validation loss",
+        )
     ax.set_xlabel("tokens seen" if use_tokens else "optimizer step")
     ax.set_ylabel("loss (nats/token)")
     ax.grid(alpha=0.3)

@@ -13,6 +13,10 @@ What it adds to `transformers.Trainer` (5.24):
   `get_decay_parameter_names`; embeddings are decayed, as in Megatron-LM).
 * **Logs.** Each log line also carries `tokens_seen` (the scheduler's count) and `lr_phase` (0 = warm-up,
   1 = stage 1, 2 = after 80% of the tokens, 3 = after 90%).
+* **Validation.** With a `ValidationDataset` as `eval_dataset`, `evaluate` (every `eval_steps` under
+  `eval_strategy: steps`, and `final_evaluation` at the end) logs `eval_loss` (nats per predicted token) and
+  `eval_bits_per_byte`, summed over all processes without scoring a row twice (`deepseek_hf.training.validation`).
+  `run_summary` gives the tokens trained on and the compute C = M x D; `save_metrics` writes atomically.
 * **Atomic checkpoints.** transformers 5.24 writes `checkpoint-N` in place, so a crash mid-save leaves a folder
   that `get_last_checkpoint` would pick up. Here every process writes into `<output_dir>/.staging/checkpoint-N`,
   then (after a barrier) the saving process renames it to `checkpoint-N`; old checkpoints are deleted by renaming
@@ -33,19 +37,23 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import Trainer, default_data_collator
 from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME, TRAINER_STATE_NAME
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, sort_checkpoints
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, sort_checkpoints, speed_metrics
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
+
+from deepseek_hf.scaling import model_flops_per_token
 
 from .args import PretrainConfig
 from .callbacks import LossCurveCallback, SchedulePhaseCallback, Stage1CheckpointCallback
 from .plan import TrainingPlan, resolve_training_plan
 from .schedules import get_token_scheduler
+from .validation import ValidationDataset, ValidationResult, score_validation
 
 __all__ = [
     "CheckpointError",
@@ -233,6 +241,7 @@ class PretrainTrainer(Trainer):
         kwargs.setdefault("data_collator", default_data_collator)  # rows are packed: stack them, never pad
         self._staging = False
         self.optimizer_restarted_at: int | None = None  # the step of a `restart_optimizer` resume
+        self._last_evaluation: tuple[int, dict] | None = None  # (global step, metrics) of the latest evaluate()
         super().__init__(model=model, args=args, train_dataset=train_dataset, callbacks=callbacks, **kwargs)
         if self.args.should_save:  # leftovers of a save or a deletion that a crash interrupted
             for pattern in (".deleting-*", f"{STAGING_DIR}*"):
@@ -315,7 +324,76 @@ class PretrainTrainer(Trainer):
         if "loss" in logs and hasattr(scheduler, "tokens_seen"):
             logs["tokens_seen"] = scheduler.tokens_seen  # after the logged step
             logs["lr_phase"] = scheduler.last_step_phase  # of the logged step, like its `learning_rate`
+        elif "eval_loss" in logs and hasattr(scheduler, "tokens_seen"):
+            logs["tokens_seen"] = scheduler.tokens_seen  # the tokens trained on before this evaluation
         super().log(logs, start_time)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Validation
+    # ------------------------------------------------------------------------------------------------------------
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Validation loss and bits-per-byte of a `ValidationDataset` (any other dataset: `Trainer.evaluate`).
+
+        Each process scores its share of the rows with the model's memory-lean summed loss; the sums are added
+        across processes, so the result does not depend on the number of processes.
+        """
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if not isinstance(dataset, ValidationDataset):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        start = time.time()
+        model = self._wrap_model(self.model, training=False)
+        nll, tokens = score_validation(
+            model,
+            dataset,
+            batch_size=self.args.per_device_eval_batch_size,
+            rank=self.args.process_index,
+            world_size=self.args.world_size,
+            device=self.args.device,
+        )
+        totals = torch.tensor([nll, tokens], dtype=torch.float64, device=self.args.device)
+        if self.args.world_size > 1:
+            totals = self.accelerator.reduce(totals, reduction="sum")
+        nll, tokens = float(totals[0]), int(round(float(totals[1])))
+        if tokens != dataset.num_tokens:
+            raise RuntimeError(f"validation scored {tokens} tokens, expected {dataset.num_tokens}")
+        metrics = ValidationResult(nll=nll, tokens=tokens, bytes=dataset.num_bytes).metrics(metric_key_prefix)
+        metrics.update(speed_metrics(metric_key_prefix, start, num_samples=len(dataset), num_tokens=tokens))
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        self._last_evaluation = (self.state.global_step, dict(metrics))
+        return metrics
+
+    def final_evaluation(self) -> dict[str, float]:
+        """The validation metrics of the final model: those of an evaluation at this very step, else a new one."""
+        if self._last_evaluation is not None and self._last_evaluation[0] == self.state.global_step:
+            return dict(self._last_evaluation[1])
+        return self.evaluate()
+
+    def run_summary(self) -> dict[str, float]:
+        """`train_tokens` (tokens trained on, over all processes), `flops_per_token` (M at the sequence length,
+        paper Eq. 2) and `train_flops` (M x train_tokens): the compute C of a scaling-law point."""
+        tokens = getattr(self.lr_scheduler, "tokens_seen", None)
+        if tokens is None:
+            tokens = self.state.num_input_tokens_seen or self.state.global_step * self.plan.batch_size_tokens
+        flops_per_token = model_flops_per_token(self.model.config, self.seq_length)
+        return {
+            "train_tokens": int(tokens),
+            "flops_per_token": flops_per_token,
+            "train_flops": flops_per_token * int(tokens),
+        }
+
+    def save_metrics(self, split: str, metrics: dict, combined: bool = True) -> None:
+        """`Trainer.save_metrics`, each file written whole (tmp file + rename): a reader never sees half a file."""
+        if not self.is_world_process_zero():
+            return
+        _write_atomic(
+            os.path.join(self.args.output_dir, f"{split}_results.json"), json.dumps(metrics, indent=4, sort_keys=True)
+        )
+        if combined:
+            path = os.path.join(self.args.output_dir, "all_results.json")
+            merged = json.loads(Path(path).read_text()) if os.path.exists(path) else {}
+            merged.update(metrics)
+            _write_atomic(path, json.dumps(merged, indent=4, sort_keys=True))
 
     def loss_summary(self) -> dict[str, float]:
         """The last logged training loss next to the unigram entropy of the training tokens (both in nats).
