@@ -1,8 +1,9 @@
 """deepseek-hf: the DeepSeek LLM recipe on the Hugging Face stack.
 
-`modeling/` and `eval_tasks/` live at the top of the repository but are installed *inside* the package as
-`deepseek_hf.modeling` and `deepseek_hf.eval_tasks`, so no generic top-level `modeling` package lands in
-site-packages and a plain `pip install .` user gets everything.
+`modeling/`, `eval_tasks/` and `recipes/` live at the top of the repository but are installed *inside* the package as
+`deepseek_hf.modeling`, `deepseek_hf.eval_tasks` and `deepseek_hf.recipes`, so no generic top-level `modeling`
+package lands in site-packages and a plain `pip install .` user gets everything (`deepseek-hf pretrain|sft|dpo` runs
+the installed recipe scripts with their shipped YAMLs).
 """
 
 from setuptools import find_packages, setup
@@ -35,6 +36,8 @@ _deps = [
     "ray[default]>=2.40,<3",
     "tensorboard>=2.15,<3",
     "datasketch>=1.6,<3",
+    "rensa>=0.5,<0.6",  # benchmark peers of the near-dedup stages (benchmarks/bench_dedup.py)
+    "gaoya>=0.2.2,<0.3",
     "hypothesis>=6.100,<7",
     "pytest>=8,<10",
     "pytest-timeout>=2.3,<3",
@@ -73,12 +76,16 @@ extras = {
     "flash": deps_list("flash-attn"),
     "ray": deps_list("ray"),
     "tracking": deps_list("tensorboard"),
-    "bench": deps_list("datasketch"),
+    "bench": deps_list("datasketch", "rensa", "gaoya"),
 }
 extras["dev"] = deps_list("pytest", "pytest-timeout", "hypothesis", "ruff", "build") + extras["bench"] + extras["ray"]
 
-# Map the two repo-top-level folders into the package namespace.
-_mapped = {"modeling": "deepseek_hf.modeling", "eval_tasks": "deepseek_hf.eval_tasks"}
+# Map the three repo-top-level folders into the package namespace.
+_mapped = {
+    "modeling": "deepseek_hf.modeling",
+    "eval_tasks": "deepseek_hf.eval_tasks",
+    "recipes": "deepseek_hf.recipes",
+}
 packages = find_packages(include=["deepseek_hf", "deepseek_hf.*"])
 package_dir = {}
 for folder, name in _mapped.items():
@@ -103,6 +110,8 @@ setup(
         "deepseek_hf": ["assets/**/*", "eval/reference/*"],
         # lm-eval's conventions: task YAMLs, `_*_yaml` templates (no .yaml suffix, so never indexed as tasks)
         "deepseek_hf.eval_tasks": ["**/*.yaml", "**/*_yaml", "**/*.md"],
+        # the recipes' YAML configs (tiny, 7B, 67B per stage) and the accelerate configs
+        "deepseek_hf.recipes": ["**/*.yaml", "**/*.md"],
     },
     include_package_data=True,
     install_requires=install_requires,

@@ -1,7 +1,9 @@
 """The `deepseek-hf` command line: one sub-command group per part of the recipe.
 
-Each group lives in its own module with a `main(argv, prog)` function; it is imported only when its group is
-run, so `deepseek-hf --help` stays fast and a broken optional part cannot break the others.
+Each group lives in its own module with a `main(argv, prog)` function (or the function named after a colon,
+`module:function`); it is imported only when its group is run, so `deepseek-hf --help` stays fast and a broken
+optional part cannot break the others. `pretrain`, `sft` and `dpo` run the recipe scripts of `recipes/` (installed
+as `deepseek_hf.recipes`), the same code as `python recipes/<name>.py` (`deepseek_hf.recipe_cli`).
 
 Errors are caught here once for every group: a user error (`deepseek_hf.utils.USER_ERRORS`: OSError, ValueError,
 KeyError, ModuleNotFoundError, UnpicklingError, i.e. a wrong path, configuration or data file, a missing package)
@@ -30,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "deepseek_hf.scaling.cli",
         "batch size, learning rate and model/data allocation from a compute budget",
     ),
+    "chat": ("deepseek_hf.chat", "chat with a checkpoint (interactive, or --prompt for one answer), streamed"),
+    "pretrain": ("deepseek_hf.recipe_cli:pretrain", "run the pretraining recipe (recipes/pretrain.py) --config ..."),
+    "sft": ("deepseek_hf.recipe_cli:sft", "run the SFT recipe (recipes/sft.py) --config ..."),
+    "dpo": ("deepseek_hf.recipe_cli:dpo", "run the DPO recipe (recipes/dpo.py) --config ..."),
 }
 
 
@@ -58,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     if debug:  # groups that print their own errors, and their worker processes, read it from the environment
         os.environ[DEBUG_ENV] = "1"
     try:
-        module = importlib.import_module(COMMANDS[name][0])  # inside: a missing optional dependency is a user error
-        return int(module.main(rest, prog=prog) or 0)
+        module_name, _, function = COMMANDS[name][0].partition(":")
+        module = importlib.import_module(module_name)  # inside: a missing optional dependency is a user error
+        return int(getattr(module, function or "main")(rest, prog=prog) or 0)
     except USER_ERRORS as error:
         if debug or debug_requested():
             raise

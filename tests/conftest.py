@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-WHEEL_SOURCES = ["setup.py", "pyproject.toml", "README.md", "MANIFEST.in", "deepseek_hf", "modeling", "eval_tasks"]
+WHEEL_SOURCES = [
+    *("setup.py", "pyproject.toml", "README.md", "MANIFEST.in"),
+    *("deepseek_hf", "modeling", "eval_tasks", "recipes"),
+]
 SHARED_DATA = Path(os.environ.get("DEEPSEEK_HF_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

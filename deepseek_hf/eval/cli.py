@@ -4,6 +4,7 @@ deepseek-hf eval run outputs/demo/pretrain --tasks deepseek_arc_easy,deepseek_he
 deepseek-hf eval run deepseek-ai/deepseek-llm-7b-base --tasks deepseek_ppl --device cuda --output-dir eval/7b
 deepseek-hf eval run CKPT --tasks cmmlu --data ../shared/data      # lm-eval's built-in cmmlu on local CSVs
 deepseek-hf eval table eval/7b/results.json                        # the Markdown table again
+deepseek-hf eval repetition --model outputs/demo/sft --prompts demo   # the repetition ratio (greedy, chat template)
 deepseek-hf eval tasks                                             # the deepseek_* tasks and groups
 
 `run` is `lm_eval.simple_evaluate` with the task folder included, the `deepseek` model registered (the default scorer:
@@ -30,7 +31,7 @@ DEMO_DATA = "demo"  # `--data demo`: the small benchmark samples shipped with th
 def build_parser(prog: str = "deepseek-hf eval") -> argparse.ArgumentParser:
     parser = ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,table,tasks}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,repetition,table,tasks}")
 
     run = commands.add_parser("run", help="evaluate a checkpoint (a folder or a Hub id) with lm-eval")
     run.add_argument("model", help="checkpoint folder or Hub id (lm-eval's pretrained=)")
@@ -55,6 +56,21 @@ def build_parser(prog: str = "deepseek-hf eval") -> argparse.ArgumentParser:
     table.add_argument("--label", default="ours", help="column name of our scores")
 
     commands.add_parser("tasks", help="list the deepseek_* tasks and groups")
+
+    repetition = commands.add_parser(
+        "repetition",
+        help="the repetition ratio: share of greedy chat answers that never end and loop",
+        description="Answer each prompt greedily through the chat template and report the share of responses that "
+        "never end (no end-of-sentence within --max-new-tokens) and repeat; the detector's rule is in "
+        "deepseek_hf.eval.repetition.RepetitionRule.",
+    )
+    repetition.add_argument("--model", required=True, help="checkpoint folder (a chat model and its tokenizer)")
+    repetition.add_argument("--prompts", default="demo", help="JSONL file of prompts, or 'demo' (the shipped sample)")
+    repetition.add_argument("--max-new-tokens", type=int, default=512, help="the length limit (default 512)")
+    repetition.add_argument("--batch-size", type=int, default=8, help="prompts generated together (default 8)")
+    repetition.add_argument("--device", help="cuda, cpu ... (default: cuda if available, else cpu)")
+    repetition.add_argument("--dtype", default="auto", help="auto (the checkpoint's), float32, bfloat16, float16")
+    repetition.add_argument("--output", help="write the report (per prompt and the ratio) to this JSON file")
     return parser
 
 
@@ -65,6 +81,8 @@ def main(argv: list[str] | None = None, prog: str = "deepseek-hf eval") -> int:
     try:
         if args.command == "run":
             return run(args)
+        if args.command == "repetition":
+            return run_repetition(args)
         if args.command == "table":
             from .report import markdown_table
 
@@ -154,6 +172,24 @@ def run(args: argparse.Namespace) -> int:
         (staging / "results.md").write_text(table, encoding="utf-8")
     print(table)
     print(f"wrote {output_dir}/results.json and results.md")
+    return 0
+
+
+def run_repetition(args: argparse.Namespace) -> int:
+    from .repetition import evaluate_repetition, summary
+
+    report = evaluate_repetition(
+        args.model,
+        args.prompts,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        output=args.output,
+    )
+    print(summary(report))
+    if args.output:
+        print(f"wrote {args.output}")
     return 0
 
 
