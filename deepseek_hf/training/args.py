@@ -39,7 +39,8 @@ class PretrainDataArguments:
         metadata={
             "help": "Documents to train on: a finished data pipeline run folder (`deepseek-hf data run`), a JSONL / "
             "JSON / text file (optionally .gz), a folder or glob of them, a `datasets` name, or `package://demo/...` "
-            "(a file shipped with the package)."
+            "(a file shipped with the package), or a `deepseek-hf data tokenize` output folder (token shards and "
+            "manifest.json, used as they are)."
         },
     )
     dataset_path_if_missing: str | None = field(

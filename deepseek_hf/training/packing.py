@@ -199,6 +199,10 @@ def resolve_dataset_path(path: str | None, if_missing: str | None = None) -> str
         logger.warning("dataset_path %r does not exist: training on dataset_path_if_missing %r", given, if_missing)
         path = if_missing
     # now, not at the first record: an unfinished data-pipeline run, an empty folder, a glob that matches nothing
+    from .shards import is_token_shards
+
+    if is_token_shards(path):  # checked (finished, same tokenizer) when it is loaded
+        return path
     if not _is_pipeline_output(Path(path)):
         _local_files(path)
     return path
@@ -526,7 +530,11 @@ class PackedDataset(Dataset):
     def __init__(self, corpus: TokenizedCorpus | str | os.PathLike, seq_length: int):
         if seq_length < 2:
             raise ValueError(f"seq_length must be at least 2, got {seq_length}")
-        self.corpus = corpus if isinstance(corpus, TokenizedCorpus) else TokenizedCorpus.load(corpus)
+        if not isinstance(corpus, TokenizedCorpus):
+            from .shards import load_tokenized_corpus  # one corpus folder, or token shards
+
+            corpus = load_tokenized_corpus(corpus)
+        self.corpus = corpus
         self.seq_length = int(seq_length)
         self.num_rows = self.corpus.num_tokens // self.seq_length
         if self.num_rows == 0:
@@ -606,6 +614,13 @@ def build_packed_dataset(
     process first: the other ranks then read the cache).
     """
     source = os.fspath(source)
+    from .shards import ShardedTokenizedCorpus, is_token_shards
+
+    if is_token_shards(source):  # `deepseek-hf data tokenize` output: tokenized already, used as it is
+        corpus = ShardedTokenizedCorpus.load(source)
+        corpus.check_tokenizer(tokenizer)
+        logger.info("Token shards %s: %d documents, %d tokens", source, corpus.num_documents, corpus.num_tokens)
+        return PackedDataset(corpus, seq_length)
     key = f"{source_fingerprint(source)}-{tokenizer_fingerprint(tokenizer)}-{text_field}"
     corpus_dir = Path(cache_dir) / key
     if (corpus_dir / _META_FILE).is_file():

@@ -64,6 +64,7 @@ from .packing import (
     tokenize_split_corpus,
     tokenizer_fingerprint,
 )
+from .shards import is_token_shards
 
 __all__ = [
     "SPLIT_RULE",
@@ -100,6 +101,12 @@ def check_validation_settings(data_args, training_args) -> None:
         )
     if data_args.validation_path is not None and not dataset_path_exists(data_args.validation_path):
         raise FileNotFoundError(f"validation_path {data_args.validation_path!r} does not exist")
+    if has_validation and data_args.dataset_path and is_token_shards(data_args.dataset_path):
+        raise ValueError(
+            f"dataset_path {data_args.dataset_path!r} holds token shards (`deepseek-hf data tokenize`), which keep no "
+            "text: the validation split (and leaving validation_path's documents out of training) needs the "
+            "documents. Train on the documents, or set validation_fraction 0 and no validation_path"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
