@@ -334,25 +334,33 @@ def run_pipeline(config: DataPipelineConfig) -> str:
     if prepare_run_folder(config):
         logger.info(f"{root}: this configuration already ran to completion; nothing to do (set overwrite to redo)")
         return root
-    stages = build_stages(config)
+    return run_stages(config, build_stages(config), ["deepseek_hf.data.pipeline"], f"{root}/output")
+
+
+def run_stages(config, stages: list[Stage], preload: list[str], result: str) -> str:
+    """Run `stages` in order on `config.executor` (the pipeline's and the tokenizer's); returns the run folder.
+
+    Slurm: every stage is submitted as a job array, chained with afterok dependencies, and nothing waits.
+    Local with forkserver: workers fork from a server that imported `preload` once, instead of each importing it
+    again. Local: the processes a run starts end with it, even if it is killed (see `lifetime`).
+    """
+    root = config.resolved_output_dir
     if config.executor.type == "slurm":
         executor = None
         for stage in stages:
             executor = make_executor(config, stage, depends=executor)
-        executor.run()  # submits every stage as a job array, chained with afterok dependencies
-        logger.info(f"submitted {len(stages)} Slurm jobs; the output appears in {root}/output when the last ends")
+        executor.run()
+        logger.info(f"submitted {len(stages)} Slurm jobs; {result} appears when the last ends")
         return root
     if config.executor.type == "local" and config.executor.start_method == "forkserver":
         import multiprocess
 
-        # workers fork from a server that imported the pipeline once, instead of each importing it again
-        multiprocess.get_context("forkserver").set_forkserver_preload(["deepseek_hf.data.pipeline"])
+        multiprocess.get_context("forkserver").set_forkserver_preload(preload)
     if config.executor.type == "ray":
         import ray
 
         if not ray.is_initialized():
             ray.init(address=config.executor.ray_address, ignore_reinit_error=True)
-    # local: the processes this run starts end with it, even if it is killed (see `lifetime`)
     with lifetime.run_scope() if config.executor.type == "local" else contextlib.nullcontext():
         for i, stage in enumerate(stages, 1):
             _run_stage(config, stage, f"[{i}/{len(stages)}]")

@@ -39,7 +39,6 @@ Decided here:
 
 from __future__ import annotations
 
-import contextlib
 import glob as globlib
 import hashlib
 import json
@@ -511,7 +510,7 @@ def run_tokenize(config: TokenizeConfig) -> str:
 
     Raises `StageFailedError` if any task fails; a re-run with the same config resumes the unfinished tasks.
     """
-    from deepseek_hf.data.pipeline import _run_stage, make_executor
+    from deepseek_hf.data.pipeline import run_stages
     from deepseek_hf.training.model import load_tokenizer
     from deepseek_hf.training.packing import tokenizer_fingerprint
 
@@ -527,25 +526,5 @@ def run_tokenize(config: TokenizeConfig) -> str:
         logger.info(f"{root}: this tokenization already finished; nothing to do (set overwrite to redo)")
         return root
     (Path(root) / MANIFEST_FILE).unlink(missing_ok=True)
-    stages = build_stages(config, inputs, fingerprint)
-    if config.executor.type == "slurm":
-        executor = None
-        for stage in stages:
-            executor = make_executor(config, stage, depends=executor)
-        executor.run()  # one job array per stage, chained with afterok
-        logger.info(f"submitted {len(stages)} Slurm jobs; {root}/{MANIFEST_FILE} appears when the last ends")
-        return root
-    if config.executor.type == "local" and config.executor.start_method == "forkserver":
-        import multiprocess
-
-        # workers fork from a server that imported the tokenizer stack (torch, transformers) once
-        multiprocess.get_context("forkserver").set_forkserver_preload(PRELOAD)
-    if config.executor.type == "ray":
-        import ray
-
-        if not ray.is_initialized():
-            ray.init(address=config.executor.ray_address, ignore_reinit_error=True)
-    with lifetime.run_scope() if config.executor.type == "local" else contextlib.nullcontext():
-        for i, stage in enumerate(stages, 1):
-            _run_stage(config, stage, f"[{i}/{len(stages)}]")
-    return root
+    # the tokenizer stack (torch, transformers) imported once by the forkserver, not by every worker
+    return run_stages(config, build_stages(config, inputs, fingerprint), PRELOAD, f"{root}/{MANIFEST_FILE}")
