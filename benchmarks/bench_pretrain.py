@@ -33,7 +33,8 @@ from transformers import (
 )
 
 from deepseek_hf.training import PretrainConfig, PretrainTrainer, build_model, build_packed_dataset, load_tokenizer
-from deepseek_hf.training.packing import document_token_ids, iter_texts, load_documents
+from deepseek_hf.training.corpus import document_token_ids
+from deepseek_hf.training.packing import iter_texts, load_documents
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CORPUS = REPO_ROOT / "deepseek_hf" / "assets" / "demo" / "corpus_sample.jsonl.gz"

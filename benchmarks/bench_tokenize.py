@@ -93,7 +93,8 @@ def run_case(case: str, workdir: Path, tasks: int) -> dict:
     out = workdir / f"out-{case}"
     if case == "single":
         from deepseek_hf.training import load_tokenizer
-        from deepseek_hf.training.packing import iter_texts, load_documents, tokenize_corpus
+        from deepseek_hf.training.corpus import tokenize_corpus
+        from deepseek_hf.training.packing import iter_texts, load_documents
 
         tokenizer = load_tokenizer(str(tokenizer_dir))
         with peak_memory(on_cuda=False) as measured:

@@ -6,6 +6,13 @@ derives from the built-in exception a caller would expect (`ValueError`, `FileNo
 
 from __future__ import annotations
 
+#: `Document.metadata` key of an unusable input line (the reason): readers set it, `InputValidator` drops, counts
+#: and audits the document. Here, not in readers.py, so that the filters need not import the readers (and with them
+#: the config, which imports the filters).
+INPUT_ERROR = "_input_error"
+#: audit copies of unusable lines are cut to this many characters
+AUDIT_CHARS = 10_000
+
 
 class DataPipelineError(Exception):
     """Base class: the message alone tells the user what to change."""

@@ -30,8 +30,7 @@ from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
 from datatrove.pipeline.writers.disk_base import DiskWriter
 from datatrove.utils.text import PUNCTUATION_SET
 
-from deepseek_hf.data.errors import ConfigError, ConfigTypeError
-from deepseek_hf.data.readers import AUDIT_CHARS, INPUT_ERROR
+from deepseek_hf.data.errors import AUDIT_CHARS, INPUT_ERROR, ConfigError, ConfigTypeError
 from deepseek_hf.data.text import CJK_CHAR, CJKWordTokenizer, count_cjk
 
 

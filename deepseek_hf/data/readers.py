@@ -20,11 +20,8 @@ from datatrove.data import Document
 from datatrove.pipeline.readers import HuggingFaceDatasetReader, JsonlReader, ParquetReader
 
 from deepseek_hf.data.config import IngestConfig, InputConfig
+from deepseek_hf.data.errors import AUDIT_CHARS, INPUT_ERROR
 from deepseek_hf.data.text import hash64
-
-INPUT_ERROR = "_input_error"
-# audit copies of unusable lines are cut to this many characters
-AUDIT_CHARS = 10_000
 
 
 def pseudo_dump(doc_id: str, num_dumps: int) -> str:

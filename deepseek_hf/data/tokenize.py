@@ -241,8 +241,8 @@ _TOKENIZERS: dict[tuple[str, str], object] = {}  # per process: a worker running
 
 def _checked_tokenizer(path: str, fingerprint: str):
     """The tokenizer at `path`, loaded once per process, and checked to be the one the run started with."""
+    from deepseek_hf.training.corpus import tokenizer_fingerprint
     from deepseek_hf.training.model import load_tokenizer
-    from deepseek_hf.training.packing import tokenizer_fingerprint
 
     if (path, fingerprint) not in _TOKENIZERS:
         tokenizer = load_tokenizer(path)
@@ -268,7 +268,7 @@ class TokenShardWriter(PipelineStep):
         self.batch_size, self.threads = batch_size, threads
 
     def _texts(self, documents, counts: dict):
-        from deepseek_hf.data.readers import INPUT_ERROR
+        from deepseek_hf.data.errors import INPUT_ERROR
 
         for document in documents:
             reason = document.metadata.get(INPUT_ERROR)
@@ -286,7 +286,7 @@ class TokenShardWriter(PipelineStep):
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         if os.environ.get(lifetime.MAIN_PID_ENV) != str(os.getpid()):  # a worker process, not the run's own
             os.environ.setdefault("RAYON_NUM_THREADS", str(max(1, self.threads)))  # before its first tokenizer call
-        from deepseek_hf.training.packing import tokenize_corpus
+        from deepseek_hf.training.corpus import tokenize_corpus
 
         shards_dir = Path(self.output_dir) / SHARDS_SUBDIR
         for leftover in _stale_staging(shards_dir, rank):  # a killed earlier attempt of this task
@@ -321,13 +321,13 @@ def _write_empty_shard(target: Path, tokenizer, counts: dict) -> None:
     """A task without documents still writes its shard (0 tokens), so every task has one and its counts."""
     import numpy as np
 
-    from deepseek_hf.training.packing import _META_FILE, _OFFSETS_FILE, _TOKENS_FILE, FORMAT_VERSION
+    from deepseek_hf.training.corpus import FORMAT_VERSION, META_FILE, OFFSETS_FILE, TOKENS_FILE
     from deepseek_hf.utils import staged_directory
 
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.uint32
     with staged_directory(target, if_exists="keep") as staging:
-        (staging / _TOKENS_FILE).write_bytes(b"")
-        np.save(staging / _OFFSETS_FILE, np.zeros(1, dtype=np.int64))
+        (staging / TOKENS_FILE).write_bytes(b"")
+        np.save(staging / OFFSETS_FILE, np.zeros(1, dtype=np.int64))
         meta = {
             "format_version": FORMAT_VERSION,
             "num_documents": 0,
@@ -339,7 +339,7 @@ def _write_empty_shard(target: Path, tokenizer, counts: dict) -> None:
             "source": f"task {counts['rank']}",
             **counts,
         }
-        (staging / _META_FILE).write_text(json.dumps(meta, indent=2))
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2))
 
 
 class WriteManifest(PipelineStep):
@@ -355,12 +355,12 @@ class WriteManifest(PipelineStep):
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         import numpy as np
 
-        from deepseek_hf.training.packing import _META_FILE, _OFFSETS_FILE, FORMAT_VERSION
+        from deepseek_hf.training.corpus import FORMAT_VERSION, META_FILE, OFFSETS_FILE
 
         root = Path(self.output_dir)
         metas = []
         for r in range(self.tasks):
-            meta_file = root / SHARDS_SUBDIR / shard_name(r) / _META_FILE
+            meta_file = root / SHARDS_SUBDIR / shard_name(r) / META_FILE
             if not meta_file.is_file():
                 raise FileNotFoundError(f"{meta_file} is missing: task {r} of the tokenize stage did not finish")
             metas.append(json.loads(meta_file.read_text()))
@@ -370,12 +370,12 @@ class WriteManifest(PipelineStep):
                 raise ValueError(f"{root}: the shards disagree on {key} ({sorted(values)})")
         num_documents = sum(m["num_documents"] for m in metas)
         # the global offsets (same name and format as a shard's) let the reader memory-map them
-        offsets_tmp = root / f".{_OFFSETS_FILE}.tmp.npy"
+        offsets_tmp = root / f".{OFFSETS_FILE}.tmp.npy"
         offsets = np.lib.format.open_memmap(offsets_tmp, mode="w+", dtype=np.int64, shape=(num_documents + 1,))
         shards, tokens, documents = [], 0, 0
         bad: dict[str, int] = {}
         for r, meta in enumerate(metas):
-            shard_offsets = np.load(root / SHARDS_SUBDIR / shard_name(r) / _OFFSETS_FILE, mmap_mode="r")
+            shard_offsets = np.load(root / SHARDS_SUBDIR / shard_name(r) / OFFSETS_FILE, mmap_mode="r")
             offsets[documents : documents + meta["num_documents"]] = shard_offsets[:-1] + tokens
             shards.append(
                 {
@@ -395,7 +395,7 @@ class WriteManifest(PipelineStep):
         offsets[documents] = tokens
         offsets.flush()
         del offsets
-        os.replace(offsets_tmp, root / _OFFSETS_FILE)
+        os.replace(offsets_tmp, root / OFFSETS_FILE)
         first = metas[0]
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -410,7 +410,7 @@ class WriteManifest(PipelineStep):
             "skipped_empty": sum(m.get("skipped_empty", 0) for m in metas),
             "bad_records": dict(sorted(bad.items())),
             "bad_records_total": sum(bad.values()),
-            "doc_offsets": _OFFSETS_FILE,
+            "doc_offsets": OFFSETS_FILE,
             "shards": shards,
             **self.summary,
         }
@@ -441,7 +441,7 @@ def prepare_output_dir(config: TokenizeConfig, settings: dict) -> bool:
     """Create / check the output folder; True when this exact tokenization already finished (as the pipeline's
     `prepare_run_folder`: the same settings resume, others are refused naming the change unless `overwrite`)."""
     from deepseek_hf.data.pipeline import config_changes
-    from deepseek_hf.training.packing import _OFFSETS_FILE
+    from deepseek_hf.training.corpus import OFFSETS_FILE
 
     root = Path(config.resolved_output_dir)
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
@@ -465,7 +465,7 @@ def prepare_output_dir(config: TokenizeConfig, settings: dict) -> bool:
         (root / MANIFEST_FILE).unlink(missing_ok=True)  # first: a half-deleted folder never looks complete
         for sub in ("logs", SHARDS_SUBDIR):
             shutil.rmtree(root / sub, ignore_errors=True)
-        for name in (_OFFSETS_FILE, SETTINGS_FILE):
+        for name in (OFFSETS_FILE, SETTINGS_FILE):
             (root / name).unlink(missing_ok=True)
         previous = None
     finished = previous is not None and (root / MANIFEST_FILE).is_file()
@@ -511,8 +511,8 @@ def run_tokenize(config: TokenizeConfig) -> str:
     Raises `StageFailedError` if any task fails; a re-run with the same config resumes the unfinished tasks.
     """
     from deepseek_hf.data.pipeline import run_stages
+    from deepseek_hf.training.corpus import tokenizer_fingerprint
     from deepseek_hf.training.model import load_tokenizer
-    from deepseek_hf.training.packing import tokenizer_fingerprint
 
     tokenizer_path = config.resolved_tokenizer
     if not os.path.exists(tokenizer_path) and (os.sep in config.tokenizer or config.tokenizer.startswith(".")):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .packing import _META_FILE, _OFFSETS_FILE, FORMAT_VERSION, TokenizedCorpus, tokenizer_fingerprint
+from .corpus import FORMAT_VERSION, META_FILE, OFFSETS_FILE, TokenizedCorpus, tokenizer_fingerprint
 
 __all__ = ["MANIFEST_FILE", "ConcatenatedTokens", "ShardedTokenizedCorpus", "is_token_shards", "load_tokenized_corpus"]
 
@@ -102,7 +102,7 @@ class ShardedTokenizedCorpus(TokenizedCorpus):
                 raise ValueError(f"{root / entry['path']}: disagrees with {manifest_file} (corrupt shard?)")
             shards.append(shard)
         tokens = ConcatenatedTokens([s.tokens for s in shards], np.dtype(meta["dtype"]))
-        offsets = np.load(root / meta.get("doc_offsets", _OFFSETS_FILE), mmap_mode="r")
+        offsets = np.load(root / meta.get("doc_offsets", OFFSETS_FILE), mmap_mode="r")
         if (
             len(tokens) != meta["num_tokens"]
             or len(offsets) != meta["num_documents"] + 1
@@ -135,8 +135,8 @@ def load_tokenized_corpus(path: str | os.PathLike) -> TokenizedCorpus:
     """A token-shard folder (`manifest.json`) as a `ShardedTokenizedCorpus`, else a single `TokenizedCorpus`."""
     if is_token_shards(path):
         return ShardedTokenizedCorpus.load(path)
-    if not (Path(path) / _META_FILE).is_file():
+    if not (Path(path) / META_FILE).is_file():
         raise FileNotFoundError(
-            f"{path} is neither a tokenized corpus ({_META_FILE}) nor token shards ({MANIFEST_FILE})"
+            f"{path} is neither a tokenized corpus ({META_FILE}) nor token shards ({MANIFEST_FILE})"
         )
     return TokenizedCorpus.load(path)

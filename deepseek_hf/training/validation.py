@@ -50,19 +50,16 @@ import torch
 from torch.utils.data import Dataset
 
 from ..utils import batched
+from .corpus import META_FILE, TokenizedCorpus, tokenize_split_corpus, tokenizer_fingerprint
 from .packing import (
-    _META_FILE,
     IGNORE_INDEX,
     PackedDataset,
-    TokenizedCorpus,
     _missing_ancestors,
     build_packed_dataset,
     dataset_path_exists,
     iter_texts,
     load_documents,
     source_fingerprint,
-    tokenize_split_corpus,
-    tokenizer_fingerprint,
 )
 from .shards import is_token_shards
 
@@ -216,7 +213,7 @@ def build_pretraining_datasets(
 
 
 def _load_parts(folder: Path, parts: Iterable[str]) -> dict[str, TokenizedCorpus] | None:
-    if all((folder / part / _META_FILE).is_file() for part in parts):
+    if all((folder / part / META_FILE).is_file() for part in parts):
         logger.info("Reusing the tokenized corpus %s", folder)
         return {part: TokenizedCorpus.load(folder / part) for part in parts}
     return None

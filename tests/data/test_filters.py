@@ -6,6 +6,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters import GopherRepetitionFilter
 from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate
 
+from deepseek_hf.data.errors import INPUT_ERROR
 from deepseek_hf.data.filters import (
     InputValidator,
     LanguageIDFilter,
@@ -15,7 +16,6 @@ from deepseek_hf.data.filters import (
     c4_filter,
     check_filter_specs,
 )
-from deepseek_hf.data.readers import INPUT_ERROR
 from deepseek_hf.data.text import CJKWordTokenizer
 
 POEM = "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。"

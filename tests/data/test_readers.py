@@ -4,7 +4,8 @@ import json
 import pytest
 
 from deepseek_hf.data.config import IngestConfig, InputConfig
-from deepseek_hf.data.readers import INPUT_ERROR, make_reader, pseudo_dump
+from deepseek_hf.data.errors import INPUT_ERROR
+from deepseek_hf.data.readers import make_reader, pseudo_dump
 
 QUIET = IngestConfig(progress=False, pseudo_dumps=4)
 

@@ -11,17 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from deepseek_hf.training.corpus import TokenizedCorpus, document_token_ids, tokenize_corpus
 from deepseek_hf.training.packing import (
     IGNORE_INDEX,
     PackedDataset,
-    TokenizedCorpus,
     build_packed_dataset,
-    document_token_ids,
     iter_texts,
     load_documents,
     pack_position_ids,
     resolve_dataset_path,
-    tokenize_corpus,
 )
 
 TEXTS = [
