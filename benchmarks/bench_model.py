@@ -104,7 +104,7 @@ def _build(kind: str, args, config):
     from safetensors.torch import load_file
     from transformers import LlamaForCausalLM
 
-    from deepseek_hf.llama_interop import config_to_llama
+    from deepseek_hf.checkpoints.llama_format import config_to_llama
     from deepseek_hf.modeling import DeepseekLLMForCausalLM
 
     dtype = getattr(torch, args.dtype)

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .utils import ArgumentParser
+from .utils import ArgumentParser, bounded_number
 
 COMMANDS_HELP = "/reset clears the history, /exit (or Ctrl-D) ends"
 
@@ -157,8 +157,6 @@ def load(checkpoint: str, device: str | None = None):
 
 
 def build_parser(prog: str = "deepseek-hf chat") -> argparse.ArgumentParser:
-    from .model_cli import _number
-
     parser = ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="checkpoint folder of a chat model (with its tokenizer and chat template)")
     parser.add_argument(
@@ -166,16 +164,19 @@ def build_parser(prog: str = "deepseek-hf chat") -> argparse.ArgumentParser:
     )
     parser.add_argument("--system", help="a system message that opens the conversation (kept by /reset)")
     parser.add_argument(
-        "--max-new-tokens", type=_number(int, lambda n: n >= 1, ">= 1"), default=512, help="per answer (default 512)"
+        "--max-new-tokens",
+        type=bounded_number(int, lambda n: n >= 1, ">= 1"),
+        default=512,
+        help="per answer (default 512)",
     )
     parser.add_argument(
         "--temperature",
-        type=_number(float, lambda t: t >= 0, ">= 0 (0 = greedy)"),
+        type=bounded_number(float, lambda t: t >= 0, ">= 0 (0 = greedy)"),
         default=0.0,
         help="sampling temperature; 0 (the default) decodes greedily",
     )
     parser.add_argument(
-        "--top-p", type=_number(float, lambda p: 0 < p <= 1, "in (0, 1]"), default=1.0, help="nucleus sampling"
+        "--top-p", type=bounded_number(float, lambda p: 0 < p <= 1, "in (0, 1]"), default=1.0, help="nucleus sampling"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (for sampling)")
     parser.add_argument("--device", help="cuda, cpu ... (default: cuda if available, else cpu)")

@@ -21,7 +21,7 @@ from .utils import DEBUG_ENV, USER_ERRORS, debug_requested, describe_error
 
 # group name -> (module with `main(argv, prog)`, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "model": ("deepseek_hf.model_cli", "inspect presets, convert to/from Llama-format checkpoints"),
+    "model": ("deepseek_hf.checkpoints.cli", "inspect presets, convert to/from Llama-format checkpoints"),
     "tokenizer": ("deepseek_hf.tokenizer.cli", "train a byte-level BPE tokenizer, rebuild the real one from GGUF"),
     "data": ("deepseek_hf.data.cli", "run the dedup / filter / remix data pipeline (datatrove)"),
     "eval": (

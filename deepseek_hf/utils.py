@@ -130,6 +130,21 @@ class ArgumentParser(argparse.ArgumentParser):
 _KEYWORDS = {"true": True, "false": False, "none": None, "null": None}
 
 
+def bounded_number(kind: type, condition, expected: str):
+    """An argparse `type` of `kind` that rejects values failing `condition`, saying `expected` (not silently clamping)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+        if not condition(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
+        return value
+
+    return parse
+
+
 def parse_value(text: str) -> Any:
     """A command-line value with its type: `2` -> 2, `0.5` / `1e-5` -> float, `true` / `False` -> bool,
     `none` / `null` -> None, JSON lists and objects as such, anything else the (stripped) string, e.g. `silu`.

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from deepseek_hf.model_cli import main as model_cli
+from deepseek_hf.checkpoints.cli import main as model_cli
 from deepseek_hf.modeling import DeepseekLLMConfig
 from deepseek_hf.training.model import build_model_config
 from deepseek_hf.utils import config_keys, parse_overrides, parse_value

@@ -19,9 +19,10 @@ import json
 import sys
 from pathlib import Path
 
-from .utils import (
+from ..utils import (
     USER_ERRORS,
     ArgumentParser,
+    bounded_number,
     config_keys,
     debug_requested,
     describe_error,
@@ -34,7 +35,7 @@ _SET_BY_SCALE = ("num_hidden_layers", "hidden_size", "num_attention_heads")
 
 
 def _load_config(args):
-    from .modeling import DeepseekLLMConfig
+    from ..modeling import DeepseekLLMConfig
 
     valid_keys = config_keys(DeepseekLLMConfig) | ({"ffn_multiple_of"} if args.scale is not None else set())
     overrides = parse_overrides(args.set, valid_keys=valid_keys, what="model config")
@@ -55,7 +56,7 @@ def _load_config(args):
         raise FileNotFoundError(f"no config.json at {path}")
     model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
     if model_type == "llama":
-        from .llama_interop import config_from_llama
+        from .llama_format import config_from_llama
 
         config = config_from_llama(config_file)
     elif model_type == DeepseekLLMConfig.model_type:
@@ -111,7 +112,7 @@ def _info(args) -> int:
 
 
 def _convert(args, to: str) -> int:
-    from .llama_interop import convert_checkpoint
+    from .llama_format import convert_checkpoint
 
     dst = convert_checkpoint(args.src, args.dst, to=to, overwrite=args.overwrite)
     print(f"wrote {dst}")
@@ -150,21 +151,6 @@ def _generate(args) -> int:
     return 0
 
 
-def _number(kind: type, condition, expected: str):
-    """An argparse `type` that rejects out-of-range values with `expected` (instead of silently mapping them)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
-        if not condition(value):
-            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
-        return value
-
-    return parse
-
-
 def _check_sampling(args) -> None:
     """top-p / top-k shape the sampling distribution; with greedy decoding (temperature 0) they would be ignored."""
     if args.temperature == 0 and (args.top_p != 1.0 or args.top_k != 0):
@@ -172,7 +158,7 @@ def _check_sampling(args) -> None:
 
 
 def make_parser(prog: str = "deepseek-hf model") -> argparse.ArgumentParser:
-    from .modeling import PRESETS
+    from ..modeling import PRESETS
 
     parser = ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -208,24 +194,27 @@ def make_parser(prog: str = "deepseek-hf model") -> argparse.ArgumentParser:
     generate.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
     generate.add_argument(
         "--max-new-tokens",
-        type=_number(int, lambda n: n >= 1, ">= 1"),
+        type=bounded_number(int, lambda n: n >= 1, ">= 1"),
         default=48,
         help="tokens to generate per prompt",
     )
     generate.add_argument(
         "--temperature",
-        type=_number(float, lambda t: t >= 0, ">= 0 (0 = greedy)"),
+        type=bounded_number(float, lambda t: t >= 0, ">= 0 (0 = greedy)"),
         default=0.0,
         help="sampling temperature; 0 (the default) decodes greedily",
     )
     generate.add_argument(
         "--top-p",
-        type=_number(float, lambda p: 0 < p <= 1, "in (0, 1]"),
+        type=bounded_number(float, lambda p: 0 < p <= 1, "in (0, 1]"),
         default=1.0,
         help="nucleus sampling (1: off)",
     )
     generate.add_argument(
-        "--top-k", type=_number(int, lambda k: k >= 0, ">= 0 (0 = off)"), default=0, help="top-k sampling (0: off)"
+        "--top-k",
+        type=bounded_number(int, lambda k: k >= 0, ">= 0 (0 = off)"),
+        default=0,
+        help="top-k sampling (0: off)",
     )
     generate.add_argument("--seed", type=int, default=0, help="random seed (for sampling)")
     generate.set_defaults(func=_generate, usage_error=generate.error)

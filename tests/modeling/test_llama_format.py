@@ -8,8 +8,13 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from deepseek_hf.llama_interop import config_from_llama, convert_checkpoint, load_llama_checkpoint, save_as_llama
-from deepseek_hf.model_cli import main as model_cli
+from deepseek_hf.checkpoints.cli import main as model_cli
+from deepseek_hf.checkpoints.llama_format import (
+    config_from_llama,
+    convert_checkpoint,
+    load_llama_checkpoint,
+    save_as_llama,
+)
 from deepseek_hf.modeling import DeepseekLLMConfig, DeepseekLLMForCausalLM
 
 IDS = torch.tensor([[1, 7, 19, 23, 5, 42, 3, 3, 90], [1, 8, 8, 8, 2, 11, 64, 65, 66]])

@@ -10,7 +10,7 @@ weight files `from_pretrained` reads are opened and copied, never the Trainer's 
 (`training_args.bin`, `optimizer.pt`, `scheduler.pt`, `rng_state*.pth`, `trainer_state.json`).
 
 ```python
-from deepseek_hf.llama_interop import load_llama_checkpoint, save_as_llama, convert_checkpoint
+from deepseek_hf.checkpoints import load_llama_checkpoint, save_as_llama, convert_checkpoint
 
 model = load_llama_checkpoint("deepseek-llm-7b-base")            # Llama-format dir -> DeepseekLLMForCausalLM
 save_as_llama(model, "out/llama-format")                          # in-memory model -> Llama-format dir (vLLM, llama.cpp)
@@ -41,8 +41,8 @@ from transformers.utils import (
     WEIGHTS_NAME,
 )
 
-from .modeling import DeepseekLLMConfig, DeepseekLLMForCausalLM
-from .utils import staged_directory
+from ..modeling import DeepseekLLMConfig, DeepseekLLMForCausalLM
+from ..utils import staged_directory
 
 # Architecture fields with the same name and meaning in both configs (plus the generic `dtype`).
 SHARED_FIELDS = (
