@@ -29,13 +29,17 @@ SPECIAL_TOKENS: tuple[str, ...] = CONTROL_TOKENS + ADDED_TOKENS
 NUM_SPECIAL_TOKENS = len(SPECIAL_TOKENS)  # 15 (paper §2.1: "15 special tokens", 100000 + 15 = 100015)
 
 #: DeepSeek LLM Chat format (R: `User: {m0}\n\nAssistant: {m1}<｜end▁of▁sentence｜>User: {m2}\n\nAssistant:`); BOS
-#: comes from the template, so chat prompts are tokenized without adding another one.
+#: comes from the template, so chat prompts are tokenized without adding another one. The `{% generation %}` block
+#: (no output of its own) marks what an assistant turn says after the generation prompt `Assistant:` (the space, the
+#: answer and the EOS that ends it): `return_assistant_tokens_mask=True` / TRL's `assistant_only_loss` label exactly
+#: the tokens the model must produce at inference, stopping included.
 CHAT_TEMPLATE = (
     "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}"
     "{{ bos_token }}"
     "{% for message in messages %}"
     "{% if message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\\n\\n' }}"
-    "{% elif message['role'] == 'assistant' %}{{ 'Assistant: ' + message['content'] + eos_token }}"
+    "{% elif message['role'] == 'assistant' %}{{ 'Assistant:' }}"
+    "{% generation %}{{ ' ' + message['content'] + eos_token }}{% endgeneration %}"
     "{% elif message['role'] == 'system' %}{{ message['content'] + '\\n\\n' }}"
     "{% endif %}"
     "{% endfor %}"

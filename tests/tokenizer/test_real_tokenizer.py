@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deepseek_hf.modeling import DeepseekLLMConfig
-from deepseek_hf.tokenizer import BOS_TOKEN, EOS_TOKEN, SPECIAL_TOKENS, tokenizer_from_gguf
+from deepseek_hf.tokenizer import BOS_TOKEN, CHAT_TEMPLATE, EOS_TOKEN, SPECIAL_TOKENS, tokenizer_from_gguf
 
 # The 46 strings + official ids (llama.cpp `ggml-vocab-deepseek-llm.gguf.inp/.out`), shipped as a test asset.
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "tokenizer" / "deepseek_llm_reference_encodings.json"
@@ -53,7 +53,7 @@ def test_saved_config(real_tokenizer_dir):
     assert config["tokenizer_class"] == "DeepseekLLMTokenizer"
     assert (config["add_bos_token"], config["add_eos_token"]) == (True, False)
     assert config["padded_vocab_size"] == 102400 and config["model_max_length"] == 4096
-    assert "'Assistant: ' + message['content'] + eos_token" in config["chat_template"]
+    assert config["chat_template"] == CHAT_TEMPLATE
 
 
 def test_model_config_agrees(real_tokenizer):
