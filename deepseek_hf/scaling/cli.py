@@ -3,6 +3,9 @@
 deepseek-hf scaling hparams --preset deepseek-llm-7b --tokens 2e12
 deepseek-hf scaling hparams --config path/to/config.json --compute 1e20 --seq-length 2048 --json
 deepseek-hf scaling allocation --compute 1e20
+deepseek-hf scaling fit results.jsonl --output fits.json --bootstrap 1000 --seed 0
+deepseek-hf scaling plot results.jsonl --output-dir plots/
+deepseek-hf scaling shapes --compute 1e20 --seq-length 4096 --num-shapes 7
 
 Flags take dashes or underscores (`--seq-length` = `--seq_length`).
 """
@@ -65,7 +68,109 @@ def make_parser(prog: str = "deepseek-hf scaling") -> argparse.ArgumentParser:
     )
     allocation.add_argument("--compute", type=_positive_float, required=True, help="compute budget C in FLOPs")
     allocation.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_fit_commands(commands)
+    _add_shapes_command(commands)
     return parser
+
+
+def _add_shapes_command(commands) -> None:
+    """`shapes`: the model shapes of one IsoFLOP profile (`deepseek_hf.scaling.shapes.isoflop_shapes`)."""
+    shapes = commands.add_parser(
+        "shapes",
+        help="model shapes of an IsoFLOP profile at a compute budget, each with D = C / M, batch and LR",
+        description="Model shapes whose M (paper Eq. 2) spans the compute-optimal M_opt(C) (Eq. 4) or --centre, "
+        "each with D = C / M tokens and the batch size and LR of Eq. 1 (or the ones given).",
+    )
+    shapes.add_argument("--compute", type=_positive_float, required=True, help="compute budget C in FLOPs")
+    shapes.add_argument("--seq-length", type=_positive_int, required=True, help="training sequence length")
+    shapes.add_argument("--num-shapes", type=_positive_int, default=5, help="shapes in the profile (default 5)")
+    shapes.add_argument("--span", type=_positive_float, default=8.0, help="largest / smallest M (default 8)")
+    shapes.add_argument("--centre", type=_positive_float, help="centre M (default: the paper's M_opt(C))")
+    shapes.add_argument("--batch-tokens", type=_positive_float, help="batch size in tokens (default: B_opt(C))")
+    shapes.add_argument("--learning-rate", type=_positive_float, help="peak LR (default: eta_opt(C))")
+    shapes.add_argument("--head-dim", type=_positive_int, default=128, help="width per head (default 128)")
+    shapes.add_argument("--ffn-multiple-of", type=_positive_int, default=256, help="FFN rounding (default 256)")
+    shapes.add_argument("--max-layers", type=_positive_int, default=128, help="deepest model (default 128)")
+    shapes.add_argument("--min-steps", type=_positive_int, default=20, help="fewest optimizer steps (default 20)")
+    shapes.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _shapes_command(args: argparse.Namespace) -> int:
+    from .shapes import ShapeSpace, isoflop_shapes
+
+    space = ShapeSpace(head_dim=args.head_dim, ffn_multiple_of=args.ffn_multiple_of, max_layers=args.max_layers)
+    runs = isoflop_shapes(
+        args.compute,
+        args.seq_length,
+        num_shapes=args.num_shapes,
+        span=args.span,
+        centre=args.centre,
+        space=space,
+        batch_tokens=args.batch_tokens,
+        learning_rate=args.learning_rate,
+        min_steps=args.min_steps,
+    )
+    if args.json:
+        print(json.dumps([run.to_dict() for run in runs], indent=2))
+        return 0
+    rows = [("run", "n_layer", "d_model", "heads", "ffn", "M", "D = C/M", "batch (tokens)", "LR")]
+    for run in runs:
+        shape = run.shape
+        rows.append(
+            (
+                run.name,
+                str(shape.n_layer),
+                str(shape.d_model),
+                str(shape.n_heads),
+                str(shape.intermediate_size),
+                f"{run.model_scale:.4g}",
+                f"{run.tokens:.4g}",
+                str(run.batch_tokens),
+                f"{run.learning_rate:.4g}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _add_fit_commands(commands) -> None:
+    """`fit` and `plot`: the scaling laws fitted to a results table of one's own runs (`deepseek_hf.scaling.fits`)."""
+    fit = commands.add_parser(
+        "fit",
+        help="fit B_opt / eta_opt, M_opt / D_opt and the loss law to a results table, with bootstrap uncertainty",
+        description="Fit the paper's scaling laws (batch/LR grid, IsoFLOP allocation, loss against compute) to a "
+        "results table (results.jsonl or .csv) and print every coefficient with its bootstrap std and interval next "
+        "to the paper's value.",
+    )
+    plot = commands.add_parser(
+        "plot",
+        help="PNG figures like the paper's Figures 2-5 from a results table",
+        description="Fit the results table as `fit` does and draw grid_heatmap.png, grid_fits.png, isoflop.png, "
+        "optimal_allocation.png and loss_law.png (those the table's rows allow) into --output-dir.",
+    )
+    for sub in (fit, plot):
+        sub.add_argument("results", help="the results table: results.jsonl (or its results.csv)")
+        sub.add_argument(
+            "--bootstrap", type=int, default=1000, help="bootstrap resamples for the uncertainties (0: none)"
+        )
+        sub.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+        sub.add_argument("--confidence", type=float, default=0.95, help="level of the percentile intervals")
+        sub.add_argument(
+            "--loss-form",
+            choices=("power", "offset"),
+            default="power",
+            help="loss law: bpb = k C^-alpha (power) or L_inf + k C^-alpha (offset, 4+ budgets)",
+        )
+        sub.add_argument(
+            "--exclude-edge",
+            action="store_true",
+            help="leave out the budgets whose optimum is at the edge of their grid (they are flagged either way)",
+        )
+    fit.add_argument("--output", help="also write the fits as JSON to this file")
+    fit.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    plot.add_argument("--output-dir", required=True, help="folder for the PNG files")
 
 
 def _load_config(args: argparse.Namespace):
@@ -105,8 +210,106 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
         print(f"{name:<{width}}  {value}")
 
 
+def _fit_table(args: argparse.Namespace):
+    from .fits import fit_results
+    from .results import read_results
+
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    fits = fit_results(
+        read_results(args.results),
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        confidence=args.confidence,
+        loss_form=args.loss_form,
+        exclude_edge=args.exclude_edge,
+    )
+    for message in fits.warnings:
+        print(f"warning: {message}", file=sys.stderr)
+    return fits
+
+
+def _estimate_cells(estimate) -> tuple[str, str]:
+    if estimate.std is None:
+        return f"{estimate.value:.4g}", ""
+    return f"{estimate.value:.4g} ± {estimate.std:.2g}", f"[{estimate.low:.4g}, {estimate.high:.4g}]"
+
+
+def _fits_table(fits) -> list[tuple[str, ...]]:
+    """Rows of (quantity, fitted ± std, interval, paper) for every coefficient of `fits`."""
+    rows: list[tuple[str, ...]] = []
+
+    def law(fit) -> None:
+        for part in ("coefficient", "exponent"):
+            paper = getattr(fit.paper, part) if fit.paper is not None else None
+            rows.append(
+                (f"{fit.name} {part}", *_estimate_cells(getattr(fit, part)), "" if paper is None else f"{paper:.4g}")
+            )
+
+    if fits.grid is not None:
+        law(fits.grid.batch_size)
+        law(fits.grid.learning_rate)
+    if fits.isoflop is not None:
+        for curve in fits.isoflop.curves:
+            flag = " (edge)" if curve.at_edge else "" if curve.used else f" (left out: {curve.note})"
+            value = f"M_opt {curve.model_scale_opt:.3g}, bpb {curve.bpb_opt:.4g}" if curve.coefficients else "-"
+            rows.append((f"IsoFLOP C={curve.budget:.3g}{flag}", value, "", ""))
+        law(fits.isoflop.model_scale)
+        law(fits.isoflop.data_scale)
+        rows.append(("a + b", *_estimate_cells(fits.isoflop.exponent_sum), "1"))
+    if fits.loss is not None:
+        rows.append((f"loss law ({fits.loss.form})", str(fits.loss), "", "(plotted only)"))
+        rows.append(("loss coefficient k", *_estimate_cells(fits.loss.coefficient), ""))
+        rows.append(("loss exponent alpha", *_estimate_cells(fits.loss.alpha), ""))
+        if fits.loss.irreducible is not None:
+            rows.append(("loss L_inf", *_estimate_cells(fits.loss.irreducible), ""))
+    for check in fits.predictions:
+        predicted, interval = _estimate_cells(check.predicted)
+        rows.append(
+            (
+                f"predict {check.run} (C={check.compute:.3g})",
+                f"predicted {predicted}, measured {check.actual:.4g}",
+                interval,
+                f"error {check.relative_error:+.2%}",
+            )
+        )
+    for name, why in fits.skipped.items():
+        rows.append((f"{name}: not fitted", why, "", ""))
+    return rows
+
+
+def _fit_command(args: argparse.Namespace) -> int:
+    from .results import atomic_write_text
+
+    fits = _fit_table(args)
+    if args.command == "plot":
+        from .plots import plot_results
+
+        for path in plot_results(fits, args.output_dir).values():
+            print(f"wrote {path}")
+        return 0
+    result = fits.to_dict()
+    if args.output:
+        from pathlib import Path
+
+        atomic_write_text(Path(args.output), json.dumps(result, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    rows = [("quantity", "fitted ± std", f"{fits.confidence:.0%} interval", "paper"), *_fits_table(fits)]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print(f"({sum(fits.n_runs.values())} runs: {fits.n_runs}; bootstrap n={fits.n_bootstrap}, seed={fits.seed})")
+    return 0
+
+
 def main(argv: list[str] | None = None, prog: str = "deepseek-hf scaling") -> int:
     args = make_parser(prog).parse_args(argv)
+    if args.command == "shapes":
+        return _shapes_command(args)
+    if args.command in ("fit", "plot"):
+        return _fit_command(args)
     if args.command == "allocation":
         m_opt, d_opt = optimal_allocation(args.compute)
         result = {"compute": args.compute, "optimal_flops_per_token": m_opt, "optimal_tokens": d_opt}
