@@ -1,21 +1,27 @@
-"""Near-dedup stage vs datasketch's MinHashLSH: documents/s, peak memory and quality, measured in one run.
+"""Near-dedup: the pipeline's stages vs rensa and gaoya (Rust MinHash LSH), and the stages' growth under duplication.
 
-Both sides get the same documents (default: the Quan Tang Shi dedup demo, 20,011 poems; the shipped 3,000-poem
-sample when `../shared/data` is absent), the same shingles (the pipeline's normalized, CJK-aware 5-unit n-grams),
-the same number of MinHash values (40 bands x 8 rows = 320) and the same verification (estimated Jaccard >= 0.8).
+`--mode speed` (default) runs, in ONE process and on the same documents, one after the other:
 
 * ours: the pipeline's own steps (`DedupSignature` -> `DedupBuckets` for every band + the exact band ->
-  `DedupClusters`) run in-process on the documents, as one executor task each would; signature files on local disk.
-* datasketch: `MinHash.bulk` (its default SHA-1 hashing) + `MinHashLSH(params=(40, 8))`, streaming: query each
-  document, keep candidates whose `MinHash.jaccard` is >= 0.8, then insert it; duplicates are union-found.
+  `DedupClusters`) in-process, as one executor task each would; signature files on local disk;
+* rensa 0.5.0: `RMinHash.from_token_sets` + `RMinHashLSH(0.8, 320, 40)`, streaming query-then-insert, candidates
+  kept when `RMinHash.jaccard` >= 0.8, union-find of the matches;
+* gaoya 0.2.2: `MinHashStringIndex(num_bands=40, band_size=8, jaccard_threshold=0.8)` (its query verifies the
+  estimated Jaccard itself), streaming query-then-insert, union-find.
 
-Quality is measured the same way for both against exact Jaccard ground truth (pairs with J >= 0.8): a pair counts
-as found when its two documents end in the same duplicate cluster. Each side runs in a fresh subprocess; memory is
-its resident set sampled every 2 ms during the stage: the peak, and the peak's rise over the start (the documents
-and libraries are already loaded then; the rise is the stage's own working memory).
+All get the same shingle sets: the pipeline's normalized, CJK-aware 5-unit n-grams (the peers get them as strings,
+built by a Python loop over `CJKWordTokenizer` units, which is part of their end-to-end time as it would be for a
+user of those libraries; normalization is the same fast `normalize` for all), 320 MinHash values as 40 bands x 8
+rows, verification at estimated Jaccard >= 0.8. Quality: pairs with exact Jaccard >= 0.8 (ground truth by prefix
+filtering) found in the same duplicate cluster. Time: wall and CPU seconds; memory: the resident set's peak rise
+during the method (sampled every 2 ms). The box may be shared: only same-run ratios mean anything, hence one process.
 
-    python benchmarks/bench_dedup.py                   # prints a table and the ratio ours / datasketch
-    python benchmarks/bench_dedup.py --input data.jsonl.gz --text_key text --limit 5000
+`--mode growth`: copies of the corpus (copy k of each document with one random line removed, new ids) at 1, 4 and 8
+copies, dedup stages only, 2 signature shards: time and peak memory per stage.
+
+    python benchmarks/bench_dedup.py                        # poems (dedup_demo) and the corpus, ours/rensa/gaoya
+    python benchmarks/bench_dedup.py --mode growth          # 1, 4, 8 copies of the corpus
+    python benchmarks/bench_dedup.py --datasets poems --limit 5000
 """
 
 from __future__ import annotations
@@ -24,21 +30,24 @@ import argparse
 import gzip
 import json
 import os
+import random
 import resource
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from itertools import combinations
+
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(REPO), "shared", "data", "dedup_demo", "quantangshi_files00-19.jsonl.gz")
+SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
+POEMS = os.path.join(SHARED, "dedup_demo", "quantangshi_files00-19.jsonl.gz")
+CORPUS = os.path.join(SHARED, "corpus", "pretrain_mix.jsonl.gz")
 SAMPLE = os.path.join(REPO, "deepseek_hf", "assets", "demo", "tangshi_dedup_sample.jsonl.gz")
 BANDS, ROWS, THRESHOLD = 40, 8, 0.8
 
 
-def load_texts(path: str, text_key: str, limit: int) -> list[str]:
+def load_texts(path: str, text_key: str, limit: int = -1) -> list[str]:
     opener = gzip.open if path.endswith(".gz") else open
     texts = []
     with opener(path, "rt", encoding="utf-8") as f:
@@ -51,7 +60,6 @@ def load_texts(path: str, text_key: str, limit: int) -> list[str]:
 
 
 def rss_mb() -> float:
-    """Current resident set size (Linux), else the peak so far."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -59,163 +67,219 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class PeakRSS:
-    """Peak resident memory *during* a block (sampled every 2 ms), and its rise over the start."""
+class Measure:
+    """Wall and CPU seconds of a block, and the peak rise of resident memory during it (sampled every 2 ms)."""
 
     def __enter__(self):
-        self.start = self.peak = rss_mb()
+        self.start_mb = self.peak_mb = rss_mb()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
         return self
 
     def _sample(self):
         while not self._done.wait(0.002):
-            self.peak = max(self.peak, rss_mb())
+            self.peak_mb = max(self.peak_mb, rss_mb())
 
     def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
         self._done.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_mb())
+        self.peak_mb = max(self.peak_mb, rss_mb())
+        self.rise_mb = self.peak_mb - self.start_mb
 
 
-def clusters_to_pairs(groups: list[list[int]]) -> set[tuple[int, int]]:
-    return {tuple(sorted(p)) for g in groups for p in combinations(g, 2)}
+class UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
 
-
-def run_ours(texts: list[str]) -> dict:
-    from datatrove.data import Document
-
-    from deepseek_hf.data.config import DedupConfig
-    from deepseek_hf.data.dedup import DedupBuckets, DedupClusters, DedupSignature, minhash_config
-
-    docs = [Document(text=t, id=str(i), metadata={"dump": "d"}) for i, t in enumerate(texts)]
-    config = minhash_config(DedupConfig(num_buckets=BANDS, hashes_per_bucket=ROWS, threshold=THRESHOLD))
-    with tempfile.TemporaryDirectory() as tmp, PeakRSS() as memory:
-        start = time.perf_counter()
-        DedupSignature(f"{tmp}/sig", config).run(iter(docs), 0, 1)
-        buckets = DedupBuckets(f"{tmp}/sig", f"{tmp}/edges", config, THRESHOLD)
-        for band in range(buckets.num_bands):
-            buckets.run(None, band, buckets.num_bands)
-        DedupClusters(f"{tmp}/sig", f"{tmp}/edges", f"{tmp}/clusters").run(None, 0, 1)
-        seconds = time.perf_counter() - start
-        import numpy as np
-
-        from deepseek_hf.data.dedup import EDGE_DTYPE, connected_components
-
-        edges = np.concatenate(
-            [
-                np.fromfile(os.path.join(f"{tmp}/edges", f), dtype=EDGE_DTYPE).reshape(-1, 4)
-                for f in os.listdir(f"{tmp}/edges")
-            ]
-        )
-    labels = connected_components(edges[:, 1].astype(np.int64), edges[:, 3].astype(np.int64), len(texts))
-    groups: dict[int, list[int]] = {}
-    for i, label in enumerate(labels.tolist()):
-        groups.setdefault(label, []).append(i)
-    return {
-        "seconds": seconds,
-        "peak_mb": memory.peak,
-        "delta_mb": memory.peak - memory.start,
-        "pairs": sorted(clusters_to_pairs([g for g in groups.values() if len(g) > 1])),
-    }
-
-
-def run_datasketch(texts: list[str]) -> dict:
-    from datasketch import MinHash, MinHashLSH
-
-    from deepseek_hf.data.config import DedupConfig
-    from deepseek_hf.data.evaluation import make_signer
-    from deepseek_hf.data.text import normalize
-
-    signer = make_signer(DedupConfig())
-    tokenize, n = signer.word_tokenizer.word_tokenize, signer.config.n_grams
-    memory = PeakRSS().__enter__()
-    start = time.perf_counter()
-    shingles = []
-    for text in texts:  # the same shingles as the pipeline (its CJK-aware units), as bytes
-        units = tokenize(normalize(text))
-        shingles.append([" ".join(units[i : i + n]).encode() for i in range(len(units) - n + 1)])
-    minhashes = MinHash.bulk(shingles, num_perm=BANDS * ROWS, seed=1)
-    lsh = MinHashLSH(num_perm=BANDS * ROWS, params=(BANDS, ROWS))
-    parent = list(range(len(texts)))
-
-    def find(x):
+    def find(self, x: int) -> int:
+        parent = self.parent
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
+    def union(self, a: int, b: int) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+    def labels(self) -> np.ndarray:
+        return np.array([self.find(i) for i in range(len(self.parent))])
+
+
+def score(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Recall and precision of 'same cluster' against the true pairs (flagged = all pairs inside clusters)."""
+    sizes = np.bincount(np.unique(labels, return_inverse=True)[1].ravel())
+    flagged = int((sizes * (sizes - 1) // 2).sum())
+    hits = int((labels[truth[:, 0]] == labels[truth[:, 1]]).sum()) if len(truth) else 0
+    return (hits / len(truth) if len(truth) else 1.0), (hits / flagged if flagged else 1.0)
+
+
+def run_ours(texts: list[str], folder: str, tasks: int = 1) -> tuple[np.ndarray, dict]:
+    """The pipeline's stages; returns the cluster label of each document and a Measure per stage."""
+    from datatrove.data import Document
+
+    from deepseek_hf.data.config import DedupConfig
+    from deepseek_hf.data.dedup import DedupBuckets, DedupClusters, DedupSignature, minhash_config
+    from deepseek_hf.data.dedup.files import REMOVE_DTYPE
+
+    config = minhash_config(DedupConfig(num_buckets=BANDS, hashes_per_bucket=ROWS, threshold=THRESHOLD))
+    bounds = np.linspace(0, len(texts), tasks + 1).astype(int).tolist()
+    stages = {}
+    with Measure() as stages["signatures"]:
+        for rank in range(tasks):
+            docs = (
+                Document(text=texts[i], id=str(i), metadata={"dump": "d"}) for i in range(*bounds[rank : rank + 2])
+            )
+            DedupSignature(f"{folder}/sig", config).run(docs, rank, tasks)
+    with Measure() as stages["buckets"]:
+        buckets = DedupBuckets(f"{folder}/sig", f"{folder}/edges", config, THRESHOLD)
+        for band in range(buckets.num_bands):
+            buckets.run(None, band, buckets.num_bands)
+    with Measure() as stages["clusters"]:
+        DedupClusters(f"{folder}/sig", f"{folder}/edges", f"{folder}/clusters").run(None, 0, 1)
+    labels = np.arange(len(texts))
+    for rank in range(tasks):
+        removals = np.fromfile(f"{folder}/clusters/{rank:05d}.remove", dtype=REMOVE_DTYPE)
+        labels[bounds[rank] + removals["doc"].astype(np.int64)] = (
+            np.asarray(bounds)[removals["kept_rank"]] + removals["kept_doc"]
+        )
+    return labels, stages
+
+
+def shingle_strings(texts: list[str]) -> list[list[str]]:
+    """The pipeline's shingles as strings (what a user of rensa / gaoya would feed them), a Python loop."""
+    from deepseek_hf.data.dedup.shingles import normalize
+    from deepseek_hf.data.text import CJKWordTokenizer
+
+    tokenize = CJKWordTokenizer().word_tokenize
+    out = []
+    for text in texts:
+        units = tokenize(normalize(text))
+        out.append([" ".join(units[i : i + 5]) for i in range(len(units) - 4)])
+    return out
+
+
+def run_rensa(texts: list[str]) -> np.ndarray:
+    from rensa import RMinHash, RMinHashLSH
+
+    shingles = shingle_strings(texts)
+    minhashes = RMinHash.from_token_sets(shingles, num_perm=BANDS * ROWS, seed=1)
+    lsh = RMinHashLSH(THRESHOLD, BANDS * ROWS, BANDS)
+    found = UnionFind(len(texts))
     for i, m in enumerate(minhashes):
         if not shingles[i]:
             continue
         for j in lsh.query(m):
             if m.jaccard(minhashes[j]) >= THRESHOLD:
-                parent[find(i)] = find(j)
+                found.union(i, j)
         lsh.insert(i, m)
-    seconds = time.perf_counter() - start
-    memory.__exit__(None, None, None)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(texts)):
-        groups.setdefault(find(i), []).append(i)
-    return {
-        "seconds": seconds,
-        "peak_mb": memory.peak,
-        "delta_mb": memory.peak - memory.start,
-        "pairs": sorted(clusters_to_pairs([g for g in groups.values() if len(g) > 1])),
-    }
+    return found.labels()
 
 
-def worker(method: str, args) -> None:
-    texts = load_texts(args.input, args.text_key, args.limit)
-    result = (run_ours if method == "ours" else run_datasketch)(texts)
-    print(json.dumps(result))
+def run_gaoya(texts: list[str]) -> np.ndarray:
+    from gaoya.minhash import MinHashStringIndex
+
+    shingles = shingle_strings(texts)
+    index = MinHashStringIndex(
+        hash_size=32, jaccard_threshold=THRESHOLD, num_bands=BANDS, band_size=ROWS, num_hashes=BANDS * ROWS
+    )
+    found = UnionFind(len(texts))
+    for i, grams in enumerate(shingles):
+        if not grams:
+            continue
+        doc = " ".join(g.replace(" ", "\x01") for g in grams)  # one whitespace-separated word per shingle
+        for j in index.query(doc):
+            found.union(i, j)
+        index.insert_document(i, doc)
+    return found.labels()
+
+
+def truth_pairs(texts: list[str]) -> np.ndarray:
+    from deepseek_hf.data.config import DedupConfig
+    from deepseek_hf.data.dedup.quality import make_signer, shingle_sets, similar_pairs
+
+    pairs = similar_pairs(shingle_sets(texts, make_signer(DedupConfig())), THRESHOLD)
+    return np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+
+
+def speed(datasets: list[str], limit: int, methods: list[str]) -> None:
+    sources = {"poems": (POEMS if os.path.exists(POEMS) else SAMPLE, "paragraphs"), "corpus": (CORPUS, "text")}
+    for name in datasets:
+        path, key = sources[name]
+        texts = load_texts(path, key, limit)
+        megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
+        truth = truth_pairs(texts)
+        print(f"\n{name}: {len(texts):,} documents, {megabytes:.1f} MB from {path}; {len(truth)} pairs with J >= 0.8")
+        print(
+            f"{'method':<8} {'docs/s':>8} {'MB/s':>6} {'wall s':>7} {'cpu s':>6} {'rise MB':>8} {'recall':>7} {'precision':>9}"
+        )
+        rows = {}
+        for method in methods:
+            with tempfile.TemporaryDirectory() as folder, Measure() as m:
+                if method == "ours":
+                    labels, _ = run_ours(texts, folder)
+                else:
+                    labels = (run_rensa if method == "rensa" else run_gaoya)(texts)
+            recall, precision = score(labels, truth)
+            rows[method] = m
+            print(
+                f"{method:<8} {len(texts) / m.wall:>8,.0f} {megabytes / m.wall:>6.2f} {m.wall:>7.2f} {m.cpu:>6.2f} "
+                f"{m.rise_mb:>8.0f} {recall:>7.3f} {precision:>9.3f}"
+            )
+        for method in methods[1:]:
+            print(
+                f"ours / {method}: {rows[method].wall / rows['ours'].wall:.2f}x wall, "
+                f"{rows[method].cpu / rows['ours'].cpu:.2f}x CPU"
+            )
+
+
+def copies(texts: list[str], k: int, seed: int = 0) -> list[str]:
+    """The corpus, then k - 1 more copies of each document with one random line removed."""
+    rng = random.Random(seed)
+    out = list(texts)
+    for _ in range(k - 1):
+        for text in texts:
+            lines = text.split("\n")
+            if len(lines) > 1:
+                del lines[rng.randrange(len(lines))]
+            out.append("\n".join(lines))
+    return out
+
+
+def growth(limit: int, factors: list[int]) -> None:
+    texts = load_texts(CORPUS, "text", limit)
+    print(f"{len(texts):,} documents of {CORPUS}, copies with one random line removed, 2 signature shards\n")
+    print(
+        f"{'copies':>6} {'docs':>8} "
+        + " ".join(f"{s + ' s':>14} {s + ' MB':>15}" for s in ("signatures", "buckets", "clusters"))
+    )
+    for k in factors:
+        corpus = copies(texts, k)
+        with tempfile.TemporaryDirectory() as folder:
+            labels, stages = run_ours(corpus, folder, tasks=2)
+        cells = " ".join(f"{m.wall:>8.2f} ({m.cpu:>5.2f}) {m.rise_mb:>15.0f}" for m in stages.values())
+        removed = int((labels != np.arange(len(labels))).sum())
+        print(f"{k:>6} {len(corpus):>8,} {cells}   removed {removed:,}")
+        sys.stdout.flush()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--input", default=SHARED if os.path.exists(SHARED) else SAMPLE)
-    parser.add_argument("--text_key", default="paragraphs")
+    parser.add_argument("--mode", choices=["speed", "growth"], default="speed")
+    parser.add_argument("--datasets", nargs="+", default=["poems", "corpus"], choices=["poems", "corpus"])
+    parser.add_argument("--methods", nargs="+", default=["ours", "rensa", "gaoya"], choices=["ours", "rensa", "gaoya"])
+    parser.add_argument("--copies", nargs="+", type=int, default=[1, 4, 8])
     parser.add_argument("--limit", type=int, default=-1)
-    parser.add_argument("--worker", choices=["ours", "datasketch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        return worker(args.worker, args)
+    from datatrove.utils.logging import logger
 
-    from deepseek_hf.data.config import DedupConfig
-    from deepseek_hf.data.evaluation import make_signer, shingle_sets, similar_pairs
-
-    texts = load_texts(args.input, args.text_key, args.limit)
-    truth = set(similar_pairs(shingle_sets(texts, make_signer(DedupConfig())), THRESHOLD))
-    print(f"{len(texts)} documents from {args.input}; {len(truth)} pairs with exact Jaccard >= {THRESHOLD}")
-    print(f"num_perm {BANDS * ROWS} = {BANDS} bands x {ROWS} rows, verification at estimated Jaccard >= {THRESHOLD}\n")
-    results = {}
-    for method in ("ours", "datasketch"):
-        command = [
-            sys.executable,
-            __file__,
-            "--worker",
-            method,
-            "--input",
-            args.input,
-            "--text_key",
-            args.text_key,
-            "--limit",
-            str(args.limit),
-        ]
-        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        results[method] = json.loads(out.strip().splitlines()[-1])
-    print(f"{'method':<12} {'docs/s':>9} {'seconds':>8} {'peak MB':>8} {'delta MB':>9} {'recall':>7} {'precision':>9}")
-    for method, r in results.items():
-        found = {tuple(p) for p in r["pairs"]}
-        recall = len(found & truth) / len(truth) if truth else 1.0
-        precision = len(found & truth) / len(found) if found else 1.0
-        print(
-            f"{method:<12} {len(texts) / r['seconds']:>9,.0f} {r['seconds']:>8.2f} {r['peak_mb']:>8.0f} "
-            f"{r['delta_mb']:>9.0f} {recall:>7.3f} {precision:>9.3f}"
-        )
-    ratio = results["datasketch"]["seconds"] / results["ours"]["seconds"]
-    print(f"\nthroughput ours / datasketch: {ratio:.2f}x")
+    logger.remove()  # datatrove's per-step logs would drown the table
+    if args.mode == "speed":
+        speed(args.datasets, args.limit, args.methods)
+    else:
+        growth(args.limit, args.copies)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ _EXPORTS = {
     "DomainRemixer": "remix",
     "remix_rates": "remix",
     "Ledger": "ledger",
-    "evaluate_near_dedup": "evaluation",
+    "evaluate_near_dedup": "dedup.quality",
     "DataPipelineError": "errors",
 }
 __all__ = sorted(_EXPORTS)

@@ -3,6 +3,7 @@
 deepseek-hf data run                                   # the embedded demo -> outputs/demo/data
 deepseek-hf data run --config recipes/tiny/data/config_demo.yaml --output-dir /tmp/run
 deepseek-hf data eval-dedup --input data.jsonl.gz [--text-key paragraphs]
+deepseek-hf data tokenize --config recipes/tiny/tokenize/tokenize_demo.yaml
 
 Every flag takes both spellings (`--output-dir` / `--output_dir`). A mistake the user can fix (a bad config value,
 a missing input, a run folder holding another configuration) ends in one message and exit status 1; `--debug`
@@ -25,6 +26,7 @@ USAGE = """usage: {prog} <command> [args ...] [--debug]
 commands:
   run          run the dedup / filter / remix pipeline (`--config YAML`; without it: the embedded demo)
   eval-dedup   precision / recall of MinHash near-dedup vs exact Jaccard ground truth on a JSONL file
+  tokenize     tokenize a corpus into token shards on the pipeline's executors (`--config YAML`)
 
 --debug (or {debug_env}=1): show the traceback of an error instead of its one-line message.
 """
@@ -119,11 +121,11 @@ def _flag(name: str) -> list[str]:
 
 def _eval_dedup(argv: list[str], prog: str) -> int:
     from deepseek_hf.data.config import DedupConfig
+    from deepseek_hf.data.dedup.quality import evaluate_near_dedup, read_texts
     from deepseek_hf.data.errors import InputError
-    from deepseek_hf.data.evaluation import evaluate_near_dedup, read_texts
 
     defaults = DedupConfig()
-    parser = argparse.ArgumentParser(prog=prog, description="MinHash near-dedup precision/recall at exact J >= t.")
+    parser = argparse.ArgumentParser(prog=prog, description="The dedup stages' precision/recall at exact J >= t.")
     parser.add_argument("--input", required=True, help="JSONL(.gz) file, one document per line")
     parser.add_argument(
         *_flag("text_key"), default="text", help="text field (a list of strings is joined by newlines)"
@@ -133,6 +135,7 @@ def _eval_dedup(argv: list[str], prog: str) -> int:
     for name in ("ngram", "num_buckets", "hashes_per_bucket", "seed"):
         parser.add_argument(*_flag(name), type=int, default=getattr(defaults, name))
     parser.add_argument("--threshold", type=float, default=defaults.threshold, help="verification threshold")
+    parser.add_argument("--tasks", type=int, default=1, help="shards the dedup stages split the documents into")
     args = parser.parse_args(argv)
     data = read_texts(args.input, args.text_key, args.limit)
     if data.skipped:
@@ -149,9 +152,65 @@ def _eval_dedup(argv: list[str], prog: str) -> int:
         seed=args.seed,
         threshold=args.threshold,
     )
-    result = evaluate_near_dedup(data.texts, config, args.jaccard).to_dict()
+    if args.tasks < 1:
+        raise InputError(f"--tasks must be >= 1, got {args.tasks}")
+    result = evaluate_near_dedup(data.texts, config, args.jaccard, tasks=min(args.tasks, len(data.texts))).to_dict()
     result["skipped_records"] = {reason: len(lines) for reason, lines in data.skipped.items()}
     print(json.dumps(result, indent=2))
+    return 0
+
+
+TOKENIZE_DESCRIPTION = """Tokenize a corpus into token shards + manifest.json on the data pipeline's executors.
+--config YAML: input, tokenizer, output_dir, executor (tasks, workers, type), text_field, ...; every flag below
+overrides one top-level key. See deepseek_hf/data/README.md (Tokenizing)."""
+
+
+def _tokenize(argv: list[str], prog: str) -> int:
+    """`deepseek-hf data tokenize --config FILE [--key value ...]` (strict keys, as `run`)."""
+    import yaml
+    from trl import TrlParser
+
+    from deepseek_hf.data.errors import ConfigError, DataPipelineError
+    from deepseek_hf.data.tokenize import MANIFEST_FILE, TokenizeConfig, run_tokenize
+
+    argv = _split_config_flag(argv)
+    parser = _dash_first(
+        TrlParser(
+            (TokenizeConfig,),
+            prog=prog,
+            description=TOKENIZE_DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    if "--config" not in argv[:-1] and not {"-h", "--help"} & set(argv):
+        raise ConfigError("--config FILE is required (e.g. recipes/tiny/tokenize/tokenize_demo.yaml)")
+    try:
+        if "--config" in argv[:-1]:
+            path = argv[argv.index("--config") + 1]
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f)
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+            allowed = [f.name for f in dataclasses.fields(TokenizeConfig)]
+            unknown = sorted(set(data) - set(allowed))
+            if unknown:
+                raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed keys: {allowed}")
+        (config,) = parser.parse_args_and_config(argv)
+    except DataPipelineError:
+        raise
+    except (ValueError, TypeError) as e:  # the YAML itself: unreadable or malformed
+        raise ConfigError(f"{argv[argv.index('--config') + 1]}: {e}") from e
+    root = run_tokenize(config)
+    if config.executor.type == "slurm":
+        print(f"submitted; token shards appear in {root} ({MANIFEST_FILE} last)")
+        return 0
+    with open(os.path.join(root, MANIFEST_FILE), encoding="utf-8") as f:
+        manifest = json.load(f)
+    print(
+        f"token shards: {root}  ({manifest['num_documents']} documents, {manifest['num_tokens']} tokens, "
+        f"{len(manifest['shards'])} shards; skipped: {manifest['skipped_empty']} empty, "
+        f"{manifest['bad_records_total']} bad records {manifest['bad_records']})"
+    )
     return 0
 
 
@@ -181,7 +240,7 @@ def main(argv: list[str] | None = None, prog: str = "deepseek-hf data") -> int:
     if not words or words[0] in ("-h", "--help"):
         print(USAGE.format(prog=prog, debug_env=DEBUG_ENV))
         return 0
-    commands = {"run": _run, "eval-dedup": _eval_dedup}
+    commands = {"run": _run, "eval-dedup": _eval_dedup, "tokenize": _tokenize}
     if words[0] not in commands:
         print(
             f"{prog}: unknown command {words[0]!r}\n\n{USAGE.format(prog=prog, debug_env=DEBUG_ENV)}", file=sys.stderr

@@ -289,7 +289,8 @@ class DedupConfig:
     threshold: float = 0.8
     """Verification threshold on the estimated Jaccard similarity of LSH candidates (0 disables verification)."""
     seed: int = 1
-    hash_precision: Literal[32, 64] = 64
+    hash_precision: Literal[32, 64] = 32
+    """Bits per MinHash value: 32 halves signature size and hashing time of 64 (see `deepseek_hf/data/README.md`)."""
     bucket_workers: int = 1
     """Tasks per band (each takes a slice of the hash range; raise for corpora whose band files do not fit)."""
 

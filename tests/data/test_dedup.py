@@ -1,5 +1,4 @@
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -17,33 +16,67 @@ def signer(tmp_path, **kwargs) -> DedupSignature:
 
 def test_chinese_gets_character_ngrams_and_english_word_ngrams(tmp_path):
     s = signer(tmp_path)
-    expected = sorted(xxhash.xxh64_intdigest(" ".join(g)) for g in ["床前明月光", "前明月光疑", "明月光疑是"])
-    assert sorted(s.get_shingles("床前明月光，疑是").ravel().tolist()) == expected
-    words = "The river, the CITY and 3 bridges".lower().replace(",", "").replace("3", "0").split()
-    expected = sorted(xxhash.xxh64_intdigest(" ".join(words[i : i + 5])) for i in range(len(words) - 4))
-    assert sorted(s.get_shingles("The river, the CITY and 3 bridges").ravel().tolist()) == expected
+    assert s.shingler.unit_strings(s.normalize("床前明月光，疑是")) == list("床前明月光疑是")
+    poem = s.get_shingles("床前明月光，疑是")
+    assert len(poem) == 3 and set(poem[:2]) == set(s.get_shingles("床前明月光疑"))  # 5-character shingles
+    words = s.get_shingles("The river, the CITY and 3 bridges")
+    assert len(words) == 3 and (words == s.get_shingles("the river the city and 7 bridges")).all()
+    assert not set(words) & set(s.get_shingles("the river the town and 7 bridges"))  # each shingle has "city"
     assert s.get_shingles("太短").size == 0  # fewer than 5 units: left to exact dedup
 
 
+def test_units_and_normalization_equal_the_reference_on_real_text(shared_data):
+    """The vectorized units are `CJKWordTokenizer`'s and `normalize` is datatrove's `simplify_text`, on web-like
+    English and Chinese text; a shingle hash stands for exactly one n-gram of units."""
+    import gzip
+
+    from datatrove.utils.text import simplify_text
+
+    from deepseek_hf.data.dedup.shingles import Shingler, normalize
+    from deepseek_hf.data.text import CJKWordTokenizer
+
+    with gzip.open(shared_data / "corpus" / "pretrain_mix.jsonl.gz", "rt", encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for _, line in zip(range(3000), f)][::6]
+    texts += ["l'été d'un homme’s ''a b'' x'", "naïve café — Ⅻ ½ ⁂ 🙂 ab_c", "tab\tand\u3000ideographic space"]
+    shingler, tokenizer, seen = Shingler(5), CJKWordTokenizer(), {}
+    for text in texts:
+        assert normalize(text) == simplify_text(text)
+        for raw in (text, normalize(text)):  # raw text keeps punctuation and apostrophes
+            units = shingler.unit_strings(raw)
+            assert units == tokenizer.word_tokenize(raw)
+            hashes, _ = shingler([raw])
+            grams = [" ".join(units[i : i + 5]) for i in range(len(units) - 4)]
+            assert len(hashes) == len(grams)
+            for gram, value in zip(grams, hashes.tolist()):
+                assert seen.setdefault(value, gram) == gram  # no two n-grams share a hash
+    assert len(seen) > 50_000
+
+
 def test_signature_estimates_jaccard(tmp_path):
-    s = signer(tmp_path, num_buckets=64, hashes_per_bucket=8)  # 512 hashes: std of the estimate ~0.02
-    rng = random.Random(0)
-    a = np.array([rng.getrandbits(63) for _ in range(400)], dtype=np.uint64).reshape(-1, 1)
-    b = np.concatenate([a[:300], np.array([rng.getrandbits(63) for _ in range(100)], dtype=np.uint64).reshape(-1, 1)])
-    jaccard = 300 / 500
-    assert abs((s.signature(a) == s.signature(b)).mean() - jaccard) < 0.08
-    assert (s.signature(a) == s.signature(a[::-1])).all()  # a set function: order does not matter
-    long = np.array([rng.getrandbits(63) for _ in range(5000)], dtype=np.uint64).reshape(-1, 1)
-    assert (s.signature(long) == s.signature(long[::-1])).all()  # chunked minimum == whole minimum
+    for bits in (32, 64):
+        s = signer(tmp_path, num_buckets=64, hashes_per_bucket=8, hash_precision=bits)  # 512 values: std ~0.02
+        rng = np.random.default_rng(0)
+        a = rng.integers(0, 2**63, size=400, dtype=np.uint64)
+        b = np.concatenate([a[:300], rng.integers(0, 2**63, size=100, dtype=np.uint64)])
+        assert abs((s.signature(a) == s.signature(b)).mean() - 300 / 500) < 0.08
+        assert (s.signature(a) == s.signature(a[::-1])).all()  # a set function: order does not matter
+        long = rng.integers(0, 2**63, size=10_000, dtype=np.uint64)
+        assert (s.signature(long) == s.signature(long[::-1])).all()  # chunked minimum == whole minimum
+        assert s.signature(a).dtype == np.dtype(f"uint{bits}")
 
 
 def test_batched_signatures_equal_one_document_at_a_time(tmp_path):
     s = signer(tmp_path)
     rng = np.random.default_rng(0)
-    arrays = [rng.integers(0, 2**62, size=(int(n), 1), dtype=np.uint64) for n in (1, 7, 300, 2500, 40, 2048, 3)]
-    batched = s.signatures(arrays)  # mixes short documents hashed together and one longer than a chunk
-    for i, shingles in enumerate(arrays):
-        assert (batched[i] == s.signature(shingles)).all()
+    sizes = [1, 7, 0, 300, 5000, 40, 4096, 0, 3, 9000, 1]  # empty sets, sets across and larger than a block
+    hashes = rng.integers(0, 2**64, size=sum(sizes), dtype=np.uint64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    batched = s.signatures(hashes, offsets)
+    for i, size in enumerate(sizes):
+        expected = s.signature(hashes[offsets[i] : offsets[i + 1]]) if size else np.zeros(s.num_hashes)
+        assert (batched[i] == expected).all()
+    brute = (s.hasher.a[None, :] * s.hasher.values(hashes[:300])[:, None] + s.hasher.b[None, :]).min(axis=0)
+    assert (s.signature(hashes[:300]) == brute).all()  # the definition: min over elements of a*x + b mod 2^bits
 
 
 def test_per_dump_salt_separates_dumps_and_keeps_equality_within_one(tmp_path):
@@ -73,16 +106,51 @@ def test_connected_components_matches_union_find():
             assert labels[i] == min(members)
 
 
-def test_verification_links_only_similar_candidates():
+class _Rows:
+    """Stands in for the signature tables: row i of `rows` is document (0, i)."""
+
+    num_hashes = 100
+
+    def __init__(self, rows):
+        self.rows = np.stack(rows)
+
+    def gather(self, ranks, docs, field=None):
+        return self.rows[docs]
+
+
+def test_verification_links_only_similar_candidates_in_rounds():
     rng = np.random.default_rng(0)
-    a = rng.integers(0, 2**60, size=100, dtype=np.uint64)
-    b, c = a.copy(), a.copy()
+    a = rng.integers(0, 2**32, size=100, dtype=np.uint32)
+    b, c, d = a.copy(), a.copy(), a.copy()
     b[:10] += 1  # 90% equal to a
     c[:50] += 1  # 50% equal to a and to b
+    d[:50] += 1
+    d[95:] += 1  # 95% equal to c, 45% to a
     step = DedupBuckets("/tmp", "/tmp", minhash_config(DedupConfig()), threshold=0.8)
-    members = np.array([[0, 0], [0, 1], [0, 2]])
-    assert step._verified_edges(members, np.stack([a, b, c])) == [(0, 0, 0, 1)]
-    assert step._verified_edges(members, None) == [(0, 0, 0, 1), (0, 0, 0, 2)]  # no verification: a star
+    zeros = np.zeros(4, dtype=np.int64)
+    edges = step._verified_edges(zeros[:3], zeros[:3], np.arange(3), _Rows([a, b, c]))
+    assert edges.tolist() == [[0, 0, 0, 1]]  # c matches neither a nor (in round 2) anybody
+    edges = step._verified_edges(zeros, zeros, np.arange(4), _Rows([a, c, b, d]))
+    assert edges.tolist() == [[0, 0, 0, 2], [0, 1, 0, 3]]  # round 1: a-b; round 2: c leads and takes d
+
+
+def test_a_group_of_near_copies_costs_one_comparison_each(tmp_path, dh, rng):
+    """200 near-copies of one document: every band group is verified in one round (one comparison per member),
+    not the ~members^2 / 2 of comparing each member with every earlier representative."""
+    from datatrove.data import Document
+
+    text = dh.make_text(rng, 400)
+    docs = [Document(text=dh.near_copy(text, rng, changes=2), id=f"c{i}") for i in range(200)]
+    config = minhash_config(DedupConfig())
+    DedupSignature(str(tmp_path / "sig"), config).run(iter(docs), 0, 1)
+    step = DedupBuckets(str(tmp_path / "sig"), str(tmp_path / "edges"), config, threshold=0.8)
+    step.run(None, 0, step.num_bands)
+    counts = {k: step.stats[k].total for k in ("verified_pairs", "candidate_documents", "candidate_groups")}
+    edges = np.fromfile(tmp_path / "edges/00000_00.dups", dtype=np.uint32).reshape(-1, 4)
+    assert len(edges) == counts["verified_pairs"] >= 150
+    # one comparison per member that is not its group's leader, and none rejected: one round
+    assert counts["verified_pairs"] == counts["candidate_documents"] - counts["candidate_groups"]
+    assert step.stats["rejected_candidates"].total == 0
 
 
 def _corpus(dh, rng, tmp_path: Path):
