@@ -1,5 +1,5 @@
-"""Small helpers shared by the parts of the package: atomic output directories, batching of streams, and the
-command-line conventions of `deepseek-hf` (one flag spelling, typed `key=value` overrides, user-error reporting)."""
+"""Small helpers shared by the parts of the package: atomic output directories, batching of streams, shipped files
+(`package://`), and the command-line conventions of `deepseek-hf` (one flag spelling, typed `key=value` overrides, user-error reporting)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,19 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
+
+#: `package://demo/x.jsonl.gz` names a file shipped inside the package (`deepseek_hf/assets/demo/x.jsonl.gz`), in
+#: every config that takes a path: the data pipeline's, the pretraining, alignment and scaling recipes'.
+PACKAGE_PREFIX = "package://"
+
+
+def expand_package_path(path: str | None) -> str | None:
+    """`package://<folder>/<file>` -> the path of that file in `deepseek_hf/assets/`; any other path unchanged."""
+    if path and path.startswith(PACKAGE_PREFIX):
+        from importlib import resources
+
+        return str(resources.files("deepseek_hf").joinpath("assets", path[len(PACKAGE_PREFIX) :]))
+    return path
 
 
 @contextmanager

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..utils import expand_package_path
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -55,7 +57,6 @@ SKIP_REASONS = {
     "identical_pair": "a preference pair whose chosen and rejected answers are the same text",
     "too_long": "longer than max_length tokens once rendered by the chat template (dropped, not truncated)",
 }
-PACKAGE_PREFIX = "package://"
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system"}
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 
@@ -98,12 +99,7 @@ class ConversionReport:
 
 def resolve_data_path(path: str) -> Path:
     """`package://align_demo/x.jsonl` -> the file shipped in `deepseek_hf/assets/`; a missing file is an error."""
-    if path.startswith(PACKAGE_PREFIX):
-        from importlib import resources
-
-        resolved = Path(str(resources.files("deepseek_hf").joinpath("assets", path[len(PACKAGE_PREFIX) :])))
-    else:
-        resolved = Path(path).expanduser()
+    resolved = Path(expand_package_path(path)).expanduser()
     if not resolved.is_file():
         raise FileNotFoundError(
             f"dataset file {path!r} not found" + (f" ({resolved})" if str(resolved) != path else "")

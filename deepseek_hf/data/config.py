@@ -26,14 +26,13 @@ import os
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
-from importlib import resources
 from typing import Any, Literal
 
 import yaml
 
 from deepseek_hf.data.errors import ConfigError, ConfigTypeError, InputNotFoundError
+from deepseek_hf.utils import PACKAGE_PREFIX, expand_package_path
 
-PACKAGE_PREFIX = "package://"
 _REMOTE_PREFIXES = ("s3://", "gs://", "gcs://", "hf://", "http://", "https://", "az://", "abfs://")
 _FORMAT_GLOBS = {"jsonl": "**/*.jsonl*", "parquet": "**/*.parquet"}
 
@@ -44,7 +43,7 @@ def resolve_path(path: str) -> str:
     Relative local paths resolve from the current directory (run the recipes from the repository root).
     """
     if path.startswith(PACKAGE_PREFIX):
-        return str(resources.files("deepseek_hf").joinpath("assets", path[len(PACKAGE_PREFIX) :]))
+        return expand_package_path(path)
     if path.startswith(_REMOTE_PREFIXES):
         return path
     return os.path.abspath(os.path.expanduser(path))

@@ -507,9 +507,9 @@ def _ensure_tokenizer(config: SweepConfig) -> str | None:
     if (target / "tokenizer_config.json").is_file():
         return str(target)
     from ..tokenizer.train import train_tokenizer
-    from ..training.packing import _expand_package_path
+    from ..utils import expand_package_path
 
-    corpus = _expand_package_path(config.tokenizer_corpus)
+    corpus = expand_package_path(config.tokenizer_corpus)
     if not Path(corpus).exists():
         raise FileNotFoundError(f"tokenizer_corpus {config.tokenizer_corpus!r} does not exist")
     logger.info("Training the study's tokenizer (%d tokens) on %s", config.tokenizer_vocab_size, corpus)

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..utils import expand_package_path
 from .corpus import (
     META_FILE,
     TokenizedCorpus,
@@ -141,21 +142,9 @@ def _local_files(source: str) -> list[str] | None:
     return None
 
 
-PACKAGE_PREFIX = "package://"  # files shipped inside the package, as in the data pipeline's configs
-
-
-def _expand_package_path(path: str | None) -> str | None:
-    """`package://demo/x.jsonl.gz` -> the file shipped as `deepseek_hf/assets/demo/x.jsonl.gz`."""
-    if path and path.startswith(PACKAGE_PREFIX):
-        from importlib import resources
-
-        return str(resources.files("deepseek_hf").joinpath("assets", path[len(PACKAGE_PREFIX) :]))
-    return path
-
-
 def dataset_path_exists(path: str | None) -> bool:
     """Whether `path` names something to read: a local file, folder or glob match, or a `datasets` name."""
-    path = _expand_package_path(path)
+    path = expand_package_path(path)
     if not path:
         return False
     return os.path.exists(path) or _is_glob(path) or not _looks_like_path(path)
@@ -173,7 +162,7 @@ def resolve_dataset_path(path: str | None, if_missing: str | None = None) -> str
     with the package.
     """
     given = path
-    path, if_missing = _expand_package_path(path), _expand_package_path(if_missing)
+    path, if_missing = expand_package_path(path), expand_package_path(if_missing)
     if not path:
         raise ValueError(
             "no dataset: set dataset_path (a data pipeline run folder, JSONL / text files, or a dataset name)"
