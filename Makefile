@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo scaling-demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,9 @@ $(VENV)/.installed: setup.py pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 # The main job on the embedded default (shipped data, CPU): data pipeline -> tokenizer -> pretraining -> generation
-# -> evaluation (six shipped benchmark samples, scored by perplexity as the paper does, beside its published scores).
+# -> evaluation (six shipped benchmark samples, scored by perplexity as the paper does, beside its published scores)
+# -> alignment: SFT stage 1 (all shipped instruction data) -> repetition ratio -> SFT stage 2 (dialogue only) ->
+# repetition ratio -> DPO -> one greedy chat answer.
 # Each run starts afresh in outputs/demo/ (recipes/README.md explains the stages).
 DEMO := outputs/demo
 DEMO_EVAL_TASKS := deepseek_hellaswag,deepseek_piqa,deepseek_winogrande,deepseek_arc_easy,deepseek_arc_challenge,deepseek_openbookqa
@@ -35,6 +37,23 @@ demo: install
 	$(BIN)/deepseek-hf model generate $(DEMO)/pretrain --prompt "First Citizen:" --prompt "春眠不觉晓，"
 	$(BIN)/deepseek-hf eval run $(DEMO)/pretrain --data demo --device cpu --output-dir $(DEMO)/eval \
 		--tasks $(DEMO_EVAL_TASKS)
+	$(BIN)/python recipes/sft.py --config recipes/tiny/sft/stage1.yaml
+	$(BIN)/deepseek-hf eval repetition --model $(DEMO)/sft-stage1 --prompts demo --output $(DEMO)/repetition-stage1.json
+	$(BIN)/python recipes/sft.py --config recipes/tiny/sft/stage2.yaml
+	$(BIN)/deepseek-hf eval repetition --model $(DEMO)/sft-stage2 --prompts demo --output $(DEMO)/repetition-stage2.json
+	$(BIN)/python recipes/dpo.py --config recipes/tiny/dpo/config.yaml
+	$(BIN)/deepseek-hf chat $(DEMO)/dpo --prompt "Who are you?"
+
+# The scaling study of paper section 3 at CPU scale, on the shipped corpus (about 30 minutes on 2 cores): IsoFLOP
+# profiles at 3 budgets, the laws fitted to them, then a larger run whose loss the fit predicted before it started
+# (outputs/scaling-demo/prediction.json). Re-running resumes: finished runs are not redone (rm -rf the folder to
+# start afresh). The reduced study: make scaling-demo SCALING_CONFIG=recipes/tiny/scaling/ci.yaml SCALING=outputs/scaling-ci
+SCALING_CONFIG ?= recipes/tiny/scaling/isoflop_cpu.yaml
+SCALING ?= outputs/scaling-demo
+scaling-demo: install
+	$(BIN)/python recipes/scaling_sweep.py --config $(SCALING_CONFIG) --output_dir $(SCALING)
+	$(BIN)/deepseek-hf scaling fit $(SCALING)/results.jsonl --output $(SCALING)/fits.json
+	$(BIN)/deepseek-hf scaling plot $(SCALING)/results.jsonl --output-dir $(SCALING)/plots
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -53,6 +72,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_dedup.py
 	$(BIN)/python benchmarks/bench_pretrain.py
 	$(BIN)/python benchmarks/bench_eval.py
+	$(BIN)/python benchmarks/bench_align.py
+	$(BIN)/python benchmarks/bench_tokenize.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info outputs
