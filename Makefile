@@ -38,11 +38,13 @@ demo: install
 	$(BIN)/deepseek-hf eval run $(DEMO)/pretrain --data demo --device cpu --output-dir $(DEMO)/eval \
 		--tasks $(DEMO_EVAL_TASKS)
 	$(BIN)/python recipes/sft.py --config recipes/tiny/sft/stage1.yaml
-	$(BIN)/deepseek-hf eval repetition --model $(DEMO)/sft-stage1 --prompts demo --output $(DEMO)/repetition-stage1.json
+	$(BIN)/deepseek-hf eval repetition --model $(DEMO)/sft-stage1 --prompts demo --max-new-tokens 256 \
+		--output $(DEMO)/repetition-stage1.json
 	$(BIN)/python recipes/sft.py --config recipes/tiny/sft/stage2.yaml
-	$(BIN)/deepseek-hf eval repetition --model $(DEMO)/sft-stage2 --prompts demo --output $(DEMO)/repetition-stage2.json
+	$(BIN)/deepseek-hf eval repetition --model $(DEMO)/sft-stage2 --prompts demo --max-new-tokens 256 \
+		--output $(DEMO)/repetition-stage2.json
 	$(BIN)/python recipes/dpo.py --config recipes/tiny/dpo/config.yaml
-	$(BIN)/deepseek-hf chat $(DEMO)/dpo --prompt "Who are you?"
+	$(BIN)/deepseek-hf chat $(DEMO)/dpo --prompt "Who are you?" --max-new-tokens 64
 
 # The scaling study of paper section 3 at CPU scale, on the shipped corpus (about 30 minutes on 2 cores): IsoFLOP
 # profiles at 3 budgets, the laws fitted to them, then a larger run whose loss the fit predicted before it started
