@@ -17,7 +17,8 @@ filtering) found in the same duplicate cluster. Time: wall and CPU seconds; memo
 during the method (sampled every 2 ms). The box may be shared: only same-run ratios mean anything, hence one process.
 
 `--mode growth`: copies of the corpus (copy k of each document with one random line removed, new ids) at 1, 4 and 8
-copies, dedup stages only, 2 signature shards: time and peak memory per stage.
+copies, dedup stages only, 2 signature shards: time and peak memory per stage, and the growth ratios of the bucket
+and cluster stages (the cluster stage verifies the candidate pairs).
 
     python benchmarks/bench_dedup.py                        # poems (dedup_demo) and the corpus, ours/rensa/gaoya
     python benchmarks/bench_dedup.py --mode growth          # 1, 4, 8 copies of the corpus
@@ -116,8 +117,9 @@ def score(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return (hits / len(truth) if len(truth) else 1.0), (hits / flagged if flagged else 1.0)
 
 
-def run_ours(texts: list[str], folder: str, tasks: int = 1) -> tuple[np.ndarray, dict]:
-    """The pipeline's stages; returns the cluster label of each document and a Measure per stage."""
+def run_ours(texts: list[str], folder: str, tasks: int = 1, stats: dict | None = None) -> tuple[np.ndarray, dict]:
+    """The pipeline's stages; returns the cluster label of each document and a Measure per stage (`stats`: filled
+    with the stages' counters)."""
     from datatrove.data import Document
 
     from deepseek_hf.data.config import DedupConfig
@@ -138,7 +140,10 @@ def run_ours(texts: list[str], folder: str, tasks: int = 1) -> tuple[np.ndarray,
         for band in range(buckets.num_bands):
             buckets.run(None, band, buckets.num_bands)
     with Measure() as stages["clusters"]:
-        DedupClusters(f"{folder}/sig", f"{folder}/edges", f"{folder}/clusters").run(None, 0, 1)
+        clusters = DedupClusters(f"{folder}/sig", f"{folder}/edges", f"{folder}/clusters")
+        clusters.run(None, 0, 1)
+    if stats is not None:  # the work counters: candidate pairs written, pairs compared
+        stats.update({k: v.total for k, v in (*buckets.stats.stats.items(), *clusters.stats.stats.items())})
     labels = np.arange(len(texts))
     for rank in range(tasks):
         removals = np.fromfile(f"{folder}/clusters/{rank:05d}.remove", dtype=REMOVE_DTYPE)
@@ -255,14 +260,32 @@ def growth(limit: int, factors: list[int]) -> None:
         f"{'copies':>6} {'docs':>8} "
         + " ".join(f"{s + ' s':>14} {s + ' MB':>15}" for s in ("signatures", "buckets", "clusters"))
     )
+    runs = {}
     for k in factors:
         corpus = copies(texts, k)
         with tempfile.TemporaryDirectory() as folder:
-            labels, stages = run_ours(corpus, folder, tasks=2)
+            labels, stages = run_ours(corpus, folder, tasks=2, stats=(counters := {}))
+        runs[k] = stages
         cells = " ".join(f"{m.wall:>8.2f} ({m.cpu:>5.2f}) {m.rise_mb:>15.0f}" for m in stages.values())
         removed = int((labels != np.arange(len(labels))).sum())
-        print(f"{k:>6} {len(corpus):>8,} {cells}   removed {removed:,}")
+        print(
+            f"{k:>6} {len(corpus):>8,} {cells}   removed {removed:,}; candidate memberships "
+            f"{counters.get('candidate_documents', 0):,}, pairs {counters.get('candidate_pairs', 0):,}, "
+            f"compared {counters.get('compared_pairs', 0):,}"
+        )
         sys.stdout.flush()
+    pairs = [(a, b) for a, b in zip(factors, factors[1:])] + ([(factors[0], factors[-1])] if len(factors) > 2 else [])
+    for a, b in pairs:
+        ratios = []
+        for name, stages in (
+            ("buckets", ("buckets",)),
+            ("clusters", ("clusters",)),
+            ("both", ("buckets", "clusters")),
+        ):
+            wall = [sum(runs[k][s].wall for s in stages) for k in (a, b)]
+            cpu = [sum(runs[k][s].cpu for s in stages) for k in (a, b)]
+            ratios.append(f"{name} {wall[1] / wall[0]:.1f}x ({cpu[1] / cpu[0]:.1f}x CPU)")
+        print(f"{a} -> {b} copies ({b / a:.0f}x the documents): " + ", ".join(ratios))
 
 
 def main() -> None:

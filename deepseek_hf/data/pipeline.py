@@ -6,8 +6,8 @@ Stages (each a list of datatrove steps, run with `tasks` tasks; `work/` holds wh
 |--------------------|-------------------|-------------------------------------------------------------------------|
 | `ingest`           | tasks             | readers -> InputValidator -> work/ingest                                |
 | `dedup_signatures` | tasks             | work/ingest -> DedupSignature                                           |
-| `dedup_buckets`    | bands x workers   | DedupBuckets (LSH candidates + verification; one band = exact hash)     |
-| `dedup_clusters`   | 1                 | DedupClusters (kept document per cluster, dedup-rate table)             |
+| `dedup_buckets`    | bands x workers   | DedupBuckets (LSH candidate pairs per band; one band = exact hash)      |
+| `dedup_clusters`   | 1                 | DedupClusters (each distinct pair verified once, kept doc per cluster)  |
 | `dedup_filter`     | tasks             | work/ingest -> DocDedupFilter -> LineDedupSignature -> work/deduped     |
 | `line_dedup_find`  | finder_workers    | LineDedupFinder                                                         |
 | `filter`           | tasks             | work/deduped -> LineDedupFilter -> filters... -> work/filtered          |

@@ -106,51 +106,41 @@ def test_connected_components_matches_union_find():
             assert labels[i] == min(members)
 
 
-class _Rows:
-    """Stands in for the signature tables: row i of `rows` is document (0, i)."""
+def test_candidate_links_chain_each_group_and_bridge_one_member():
+    from deepseek_hf.data.dedup.buckets import candidate_links
 
-    num_hashes = 100
-
-    def __init__(self, rows):
-        self.rows = np.stack(rows)
-
-    def gather(self, ranks, docs, field=None):
-        return self.rows[docs]
-
-
-def test_verification_links_only_similar_candidates_in_rounds():
-    rng = np.random.default_rng(0)
-    a = rng.integers(0, 2**32, size=100, dtype=np.uint32)
-    b, c, d = a.copy(), a.copy(), a.copy()
-    b[:10] += 1  # 90% equal to a
-    c[:50] += 1  # 50% equal to a and to b
-    d[:50] += 1
-    d[95:] += 1  # 95% equal to c, 45% to a
-    step = DedupBuckets("/tmp", "/tmp", minhash_config(DedupConfig()), threshold=0.8)
-    zeros = np.zeros(4, dtype=np.int64)
-    edges = step._verified_edges(zeros[:3], zeros[:3], np.arange(3), _Rows([a, b, c]))
-    assert edges.tolist() == [[0, 0, 0, 1]]  # c matches neither a nor (in round 2) anybody
-    edges = step._verified_edges(zeros, zeros, np.arange(4), _Rows([a, c, b, d]))
-    assert edges.tolist() == [[0, 0, 0, 2], [0, 1, 0, 3]]  # round 1: a-b; round 2: c leads and takes d
+    group = np.array([0, 0, 0, 0, 1, 2, 2])  # groups of 4, 1 and 2 members, laid out contiguously
+    docs = np.arange(7) * 10
+    step1, step2 = candidate_links(group, np.zeros(7, dtype=np.int64), docs)
+    assert step1[:, [1, 3]].tolist() == [[0, 10], [10, 20], [20, 30], [50, 60]]  # k - 1 per group
+    assert step2[:, [1, 3]].tolist() == [[0, 20], [10, 30]]  # k - 2: a-c still met when b is dissimilar to both
+    assert (step1[:, [0, 2]] == 0).all()
 
 
-def test_a_group_of_near_copies_costs_one_comparison_each(tmp_path, dh, rng):
-    """200 near-copies of one document: every band group is verified in one round (one comparison per member),
-    not the ~members^2 / 2 of comparing each member with every earlier representative."""
+def test_near_copies_are_compared_once_not_once_per_band(tmp_path, dh, rng):
+    """200 near-copies of one document share most of the 40 bands: thousands of candidate pairs, but the
+    clusters stage compares only pairs not yet in one cluster (about one per copy) and never a pair twice."""
     from datatrove.data import Document
 
+    from deepseek_hf.data.dedup import DedupClusters
+
     text = dh.make_text(rng, 400)
-    docs = [Document(text=dh.near_copy(text, rng, changes=2), id=f"c{i}") for i in range(200)]
+    docs = [Document(text=dh.near_copy(text, rng, changes=2), id=f"c{i}", metadata={"dump": "d"}) for i in range(200)]
     config = minhash_config(DedupConfig())
     DedupSignature(str(tmp_path / "sig"), config).run(iter(docs), 0, 1)
     step = DedupBuckets(str(tmp_path / "sig"), str(tmp_path / "edges"), config, threshold=0.8)
-    step.run(None, 0, step.num_bands)
-    counts = {k: step.stats[k].total for k in ("verified_pairs", "candidate_documents", "candidate_groups")}
-    edges = np.fromfile(tmp_path / "edges/00000_00.dups", dtype=np.uint32).reshape(-1, 4)
-    assert len(edges) == counts["verified_pairs"] >= 150
-    # one comparison per member that is not its group's leader, and none rejected: one round
-    assert counts["verified_pairs"] == counts["candidate_documents"] - counts["candidate_groups"]
-    assert step.stats["rejected_candidates"].total == 0
+    for band in range(step.num_bands):
+        step.run(None, band, step.num_bands)
+    clusters = DedupClusters(str(tmp_path / "sig"), str(tmp_path / "edges"), str(tmp_path / "clusters"))
+    clusters.run(None, 0, 1)
+    stats = {k: clusters.stats[k].total for k in ("candidate_pairs", "compared_pairs", "verified_pairs")}
+    assert step.stats["candidate_pairs"].total == stats["candidate_pairs"] > 20 * 200  # ~ 2 per member per band
+    assert 199 <= stats["verified_pairs"] <= stats["compared_pairs"] < 2 * 200
+    summary = json.loads((tmp_path / "clusters" / "dedup_summary.json").read_text())
+    assert summary["removed_near"] == 199 and summary["cluster_sizes"] == {"200": 1}
+    (tmp_path / "edges" / "verification.json").unlink()  # candidates without their threshold: a clear error
+    with pytest.raises(FileNotFoundError, match="verification.json missing"):
+        DedupClusters(str(tmp_path / "sig"), str(tmp_path / "edges"), str(tmp_path / "c2")).run(None, 0, 1)
 
 
 def _corpus(dh, rng, tmp_path: Path):

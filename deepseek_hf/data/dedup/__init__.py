@@ -7,13 +7,17 @@ Four stages, like datatrove's `examples/minhash_deduplication.py`, each run by a
    MinHash signature, one 64-bit key per band (written sorted, per band and shard), the full signature and a small
    index (id hash, exact hash, dump, length).
 2. `DedupBuckets` (one task per band, plus one for the exact hash; `buckets.py`) — groups documents with equal
-   band keys (or exact hashes) and *verifies* each LSH candidate: the fraction of equal MinHash values (an unbiased
-   estimate of the Jaccard similarity) must reach `threshold`, checked against one leader per group and round, so
-   the work stays linear however many near-copies a group holds. On the Tang-poem ground truth banding alone cannot
-   reach 0.95 precision and recall at J >= 0.8 for any band layout up to 1024 hashes; with verification 40 x 8 does.
-3. `DedupClusters` (one task, `clusters.py`) — connected components of the verified pairs, unioned one edge file at
-   a time; keeps one document per component, the one with the smallest (dump, xxh64(id)), so the result does not
-   depend on how the input was sharded; writes the removal lists and the dedup-rate table (paper Table 1).
+   band keys (or exact hashes) by one sort of the band's documents, and writes each group's candidate pairs: each
+   member with the next one and the one after in id-hash order (2k - 3 pairs for k members); integer work only.
+3. `DedupClusters` (one task, `clusters.py`) — *verifies* the candidate pairs (the fraction of equal MinHash values,
+   an unbiased estimate of the Jaccard similarity, must reach `threshold`) and takes the connected components of
+   those that pass and of the exact-hash edges, one file at a time: a pair whose documents are already in one
+   component is skipped and a rejected pair is never compared again, so each distinct pair is compared at most once
+   (not once per band it shares) and a cluster of k near-copies costs about k - 1 comparisons. On the Tang-poem
+   ground truth banding alone cannot reach 0.95 precision and recall at J >= 0.8 for any band layout up to 1024
+   hashes; with verification 40 x 8 does. It keeps one document per component, the one with the smallest
+   (dump, xxh64(id)), so the result does not depend on how the input was sharded; writes the removal lists and the
+   dedup-rate table (paper Table 1).
 4. `DocDedupFilter` (one task per shard, same sharding as stage 1) — drops the listed documents, reason
    `exact_duplicate` / `near_duplicate`, into its exclusion writer.
 

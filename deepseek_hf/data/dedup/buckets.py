@@ -1,17 +1,20 @@
-"""Stage 2 of near-dedup: candidate groups from equal band keys (or equal exact hashes), verified in linear work."""
+"""Stage 2 of near-dedup: candidate pairs from equal band keys, edges from equal exact hashes; integer work only."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 from datatrove.data import DocumentsPipeline
 from datatrove.io import DataFolderLike, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.dedup.minhash import MinhashConfig
-from datatrove.utils.logging import logger
 
 from deepseek_hf.data.dedup.files import BAND_DTYPE, EDGE_DTYPE, ShardTables, read_array, shard_rank
 
 _TOP = 1 << 64  # band keys and exact hashes are uniform 64-bit values
+LINK_STEPS = 2  # candidate pairs per group member: the next member and the one after (see `candidate_links`)
+VERIFICATION_FILE = "verification.json"
 
 
 def group_starts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -30,25 +33,72 @@ def first_of_runs(values: np.ndarray) -> np.ndarray:
     return first
 
 
+def id_order(keys: np.ndarray, id_keys: np.ndarray) -> np.ndarray:
+    """Order of all documents by (band key, id hash): groups are runs of equal keys, their members in id-hash
+    order whatever the sharding. Two stable radix sorts of 64-bit integers (numpy's for integer keys), the second
+    by (group number, top 32 bits of the id hash), ~10x faster than `np.lexsort` of the two 64-bit keys; a full
+    lexsort only when two members of one group share those 32 bits. Work per document, not per group member."""
+    order = np.argsort(keys, kind="stable")
+    group = np.cumsum(first_of_runs(keys[order])) - 1
+    top = id_keys[order] >> np.uint64(32)
+    combined = (group.astype(np.uint64) << np.uint64(32)) | top
+    second = np.argsort(combined, kind="stable")
+    if len(second) > 1 and (combined[second][1:] == combined[second][:-1]).any():
+        return np.lexsort((id_keys, keys))
+    return order[second]
+
+
+def candidate_links(group: np.ndarray, member_rank: np.ndarray, member_doc: np.ndarray) -> list[np.ndarray]:
+    """Candidate pairs of groups laid out contiguously (`group` sorted): for step s = 1 .. LINK_STEPS, each member
+    with the member s places after it in the same group; one (E, 4) array of (rank_a, doc_a, rank_b, doc_b) per
+    step. A group of k gives k - 1 pairs at step 1 (a chain: enough when all are near-copies) and k - 2 at step 2."""
+    out = []
+    for step in range(1, LINK_STEPS + 1):
+        a = np.flatnonzero(group[step:] == group[:-step]) if len(group) > step else np.zeros(0, dtype=np.int64)
+        b = a + step
+        out.append(np.stack([member_rank[a], member_doc[a], member_rank[b], member_doc[b]], axis=1))
+    return out
+
+
+def star_edges(group: np.ndarray, member_rank: np.ndarray, member_doc: np.ndarray) -> np.ndarray:
+    """Edges of groups laid out contiguously (`group` sorted), each member with its group's first: exact hashes."""
+    first = first_of_runs(group)
+    leader = np.maximum.accumulate(np.where(first, np.arange(len(group)), 0))[~first]
+    other = np.flatnonzero(~first)
+    return np.stack([member_rank[leader], member_doc[leader], member_rank[other], member_doc[other]], axis=1)
+
+
+def write_verification(folder, config: MinhashConfig, threshold: float) -> None:
+    """What `DedupClusters` needs to verify the candidate pairs: written next to them by task 0."""
+    settings = {
+        "threshold": threshold,
+        "num_hashes": config.num_buckets * config.hashes_per_bucket,
+        "precision": config.hash_config.precision,
+    }
+    with folder.open(VERIFICATION_FILE, "w") as f:
+        json.dump(settings, f)
+
+
 class DedupBuckets(PipelineStep):
-    """Stage 2: candidate pairs from equal band keys (or equal exact hashes), verified by estimated Jaccard.
+    """Stage 2: candidate pairs from equal band keys; exact-hash groups become edges directly.
 
     Task `rank` handles band `rank // bucket_workers` (the last band is the exact hash when `exact`) and the
     `rank % bucket_workers`-th slice of the 64-bit key range. Members of a candidate group are ordered by id hash
-    (so the result does not depend on the sharding). Verification works in rounds, all groups of the band at once:
-    every pending member is compared with its group's leader (its first pending member); a match becomes an edge
-    leader-member and leaves the group, the leader leaves too, and the members that matched nobody form the next
-    round's groups. A group of near-copies is done in one round, so the work is (members x rounds), rounds being
-    the number of mutually dissimilar documents sharing one band value (1-3 in practice; capped at `MAX_ROUNDS`,
-    what is left then is counted as `unverified_candidates` and logged). Comparing with every earlier kept
-    representative instead (the first version) cost (near-copies per group)^2 comparisons and one Python step per
-    member. Rows are gathered `SLICE` candidates at a time, so memory is bounded whatever the group sizes.
+    (so the result does not depend on the sharding). A group of k documents with one band key gives 2k - 3
+    candidate pairs, each member with the next and the one after (the second link bridges one dissimilar member
+    between two near-copies), written to `<band>_<worker>.<step>.cand`; `DedupClusters` verifies them by
+    estimated Jaccard, each distinct pair once and only while its two documents are not already in one cluster.
+    Verifying here instead (the previous version) compared the same near-copies once per band they share: the
+    work grew with candidate memberships, which rise faster than the corpus under heavy duplication (1.65M at
+    4 copies of the corpus, 5.12M at 8), while the distinct pairs that need a comparison grow with the duplicates.
+    This stage reads no signatures: one sort of the band's documents and integer work per member. Ties of the id
+    hash (64 bits) inside a group would fall back on reading order, the one sharding-dependent case.
+    Exact-hash groups (and every group when `threshold` is 0) need no verification: a star around the first
+    member, written as edges (`.dups`).
     """
 
     type = "🫂 - DEDUP"
-    name = "🎯 LSH buckets + verification"
-    MAX_ROUNDS = 64
-    SLICE = 16384
+    name = "🎯 LSH buckets"
 
     def __init__(
         self,
@@ -121,62 +171,17 @@ class DedupBuckets(PipelineStep):
         tables = self._tables()
         with self.track_time("band"):
             keys, ranks, docs = self._candidates(tables, None if is_exact else band, *self._key_range(worker))
-            order = np.argsort(keys, kind="stable")  # ties stay in (shard, document) order
-            keys, ranks, docs = keys[order], ranks[order], docs[order]
-            starts, sizes = group_starts(keys)
+            order = id_order(keys, tables.gather(ranks.astype(np.int64), docs.astype(np.int64), "key"))
+            keys, ranks, docs = keys[order], ranks.astype(np.int64)[order], docs.astype(np.int64)[order]
+            sizes = group_starts(keys)[1]
+            self.stat_update("candidate_groups", value=int((sizes > 1).sum()), unit="band")
+            self.stat_update("candidate_documents", value=int(sizes[sizes > 1].sum()), unit="band")
             verify = not is_exact and self.threshold > 0
-            edges = self._group_edges(starts, sizes, ranks, docs, tables, verify)
-            with self.output_folder.open(f"{band:05d}_{worker:02d}.dups", mode="wb") as f:
-                f.write(edges.astype(EDGE_DTYPE).tobytes())
-            self.stat_update("edges", value=len(edges), unit="band")
-
-    def _group_edges(self, starts, sizes, ranks, docs, tables: ShardTables, verify: bool) -> np.ndarray:
-        """Edges (rank_a, doc_a, rank_b, doc_b) of all candidate groups of one band, shape (E, 4)."""
-        multi = sizes > 1
-        starts, sizes = starts[multi], sizes[multi]
-        if len(starts) == 0:
-            return np.zeros((0, 4), dtype=np.int64)
-        self.stat_update("candidate_groups", value=len(starts), unit="band")
-        self.stat_update("candidate_documents", value=int(sizes.sum()), unit="band")
-        group = np.repeat(np.arange(len(sizes)), sizes)
-        position = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
-        member_rank, member_doc = ranks[position].astype(np.int64), docs[position].astype(np.int64)
-        id_key = tables.gather(member_rank, member_doc, "key")
-        order = np.lexsort((member_doc, member_rank, id_key, group))  # id-hash order within each group
-        group, member_rank, member_doc = group[order], member_rank[order], member_doc[order]
-        if not verify:  # exact hashes: a star around the first member
-            first = first_of_runs(group)
-            leader = np.maximum.accumulate(np.where(first, np.arange(len(group)), 0))[~first]
-            other = np.flatnonzero(~first)
-            return np.stack([member_rank[leader], member_doc[leader], member_rank[other], member_doc[other]], axis=1)
-        return self._verified_edges(group, member_rank, member_doc, tables)
-
-    def _verified_edges(self, group, member_rank, member_doc, tables: ShardTables) -> np.ndarray:
-        """Round-based verification against each group's current leader (see the class docstring)."""
-        pending = np.arange(len(group))
-        edges = [np.zeros((0, 4), dtype=np.int64)]
-        for _ in range(self.MAX_ROUNDS):
-            first = first_of_runs(group[pending])
-            leader = pending[np.maximum.accumulate(np.where(first, np.arange(len(pending)), 0))]
-            candidates = np.flatnonzero(~first)
-            if len(candidates) == 0:
-                break
-            matched = np.zeros(len(candidates), dtype=bool)
-            for lo in range(0, len(candidates), self.SLICE):
-                part = candidates[lo : lo + self.SLICE]
-                mine = tables.gather(member_rank[pending[part]], member_doc[pending[part]])
-                theirs = tables.gather(member_rank[leader[part]], member_doc[leader[part]])
-                matched[lo : lo + self.SLICE] = (
-                    np.count_nonzero(mine == theirs, axis=1) / mine.shape[1] >= self.threshold
-                )
-            a, b = leader[candidates[matched]], pending[candidates[matched]]
-            edges.append(np.stack([member_rank[a], member_doc[a], member_rank[b], member_doc[b]], axis=1))
-            self.stat_update("verified_pairs", value=int(matched.sum()), unit="band")
-            self.stat_update("rejected_candidates", value=int((~matched).sum()), unit="band")
-            pending = pending[candidates[~matched]]
-        else:
-            left = int((~first_of_runs(group[pending])).sum())
-            if left:
-                self.stat_update("unverified_candidates", value=left, unit="band")
-                logger.warning(f"{self.name}: {left} candidates left unverified after {self.MAX_ROUNDS} rounds")
-        return np.concatenate(edges)
+            pairs = candidate_links(keys, ranks, docs) if verify else [star_edges(keys, ranks, docs)]
+            if rank == 0 and self.near and self.threshold > 0:
+                write_verification(self.output_folder, self.config, self.threshold)
+            for step, links in enumerate(pairs, 1):
+                name = f"{band:05d}_{worker:02d}.{step}.cand" if verify else f"{band:05d}_{worker:02d}.dups"
+                with self.output_folder.open(name, mode="wb") as f:
+                    f.write(links.astype(EDGE_DTYPE).tobytes())
+                self.stat_update("candidate_pairs" if verify else "edges", value=len(links), unit="band")

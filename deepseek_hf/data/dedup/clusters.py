@@ -13,6 +13,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 from datatrove.utils.logging import logger
 
+from deepseek_hf.data.dedup.buckets import VERIFICATION_FILE
 from deepseek_hf.data.dedup.files import EDGE_DTYPE, REMOVE_DTYPE, SUMMARY_FILE, ShardTables, read_array
 
 
@@ -31,6 +32,54 @@ def connected_components(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
             return labels
 
 
+def _link_order(path: str) -> tuple[int, str]:
+    """`.cand` files by link step, then band: the chains of all bands first, so that most second links (the bridges
+    over one member) already fall inside a cluster and are skipped without a comparison."""
+    name = path.split("/")[-1]
+    return int(name.split(".")[-2]), name
+
+
+class _Verifier:
+    """Estimated-Jaccard check of candidate pairs against the full signatures, `SLICE` pairs at a time (bounded
+    memory), remembering rejected pairs (64-bit keys in a few sorted runs, looked up by binary search) so that none
+    is compared twice."""
+
+    SLICE = 16384
+
+    def __init__(self, signatures_folder, edges_folder):
+        if not edges_folder.exists(VERIFICATION_FILE):
+            raise FileNotFoundError(f"{VERIFICATION_FILE} missing next to the candidate pairs: rerun the bucket stage")
+        with edges_folder.open(VERIFICATION_FILE) as f:
+            settings = json.load(f)
+        self.threshold = float(settings["threshold"])
+        dtype = np.uint32 if settings["precision"] == 32 else np.uint64
+        self.tables = ShardTables(signatures_folder, int(settings["num_hashes"]), dtype)
+        self.rejected: list[np.ndarray] = []  # sorted runs, merged when a run is at least half its predecessor
+
+    def check(self, edges: np.ndarray, a: np.ndarray, b: np.ndarray, step: PipelineStep) -> np.ndarray:
+        """Mask of the pairs (rows of `edges`, global document indices `a`, `b`) that pass verification."""
+        key = (np.minimum(a, b).astype(np.uint64) << np.uint64(32)) | np.maximum(a, b).astype(np.uint64)
+        fresh = np.ones(len(key), dtype=bool)
+        for run in self.rejected:
+            at = np.minimum(np.searchsorted(run, key), len(run) - 1)
+            fresh &= run[at] != key
+        step.stat_update("skipped_rejected", value=int((~fresh).sum()), unit="run")
+        passed = np.zeros(len(edges), dtype=bool)
+        todo = np.flatnonzero(fresh)
+        for lo in range(0, len(todo), self.SLICE):
+            part = todo[lo : lo + self.SLICE]
+            mine = self.tables.gather(edges[part, 0].astype(np.int64), edges[part, 1].astype(np.int64))
+            theirs = self.tables.gather(edges[part, 2].astype(np.int64), edges[part, 3].astype(np.int64))
+            passed[part] = np.count_nonzero(mine == theirs, axis=1) / mine.shape[1] >= self.threshold
+        step.stat_update("compared_pairs", value=len(todo), unit="run")
+        step.stat_update("verified_pairs", value=int(passed.sum()), unit="run")
+        if (~passed[todo]).any():
+            self.rejected.append(np.sort(key[todo[~passed[todo]]], kind="stable"))  # radix sort: O(n)
+            while len(self.rejected) > 1 and 2 * len(self.rejected[-1]) >= len(self.rejected[-2]):
+                self.rejected[-2:] = [np.sort(np.concatenate(self.rejected[-2:]), kind="stable")]
+        return passed
+
+
 @dataclass
 class _Nodes:
     rank: np.ndarray
@@ -41,7 +90,8 @@ class _Nodes:
 
 
 class DedupClusters(PipelineStep):
-    """Stage 3: components of verified pairs -> one kept document each; removal lists + dedup summary."""
+    """Stage 3: candidate pairs verified (each distinct pair once), components -> one kept document each; removal
+    lists + dedup summary."""
 
     type = "🫂 - DEDUP"
     name = "🎯 duplicate clusters"
@@ -83,20 +133,9 @@ class DedupClusters(PipelineStep):
 
             # union the edge files one at a time: memory is one file plus a label per document, whatever the edges
             total = int(counts.sum())
-            root = np.arange(total, dtype=np.int64)
             base = np.zeros(int(max(shard_ranks, default=0)) + 1, dtype=np.int64)
             base[shard_ranks] = [offsets[r] for r in shard_ranks]
-            n_edges = 0
-            for path in self.edges_folder.list_files(glob_pattern="*.dups"):
-                edges = read_array(self.edges_folder, path, EDGE_DTYPE, (4,))
-                if not len(edges):
-                    continue
-                n_edges += len(edges)
-                u = root[base[edges[:, 0]] + edges[:, 1]]
-                v = root[base[edges[:, 2]] + edges[:, 3]]
-                keep = u != v
-                if keep.any():
-                    root = connected_components(u[keep], v[keep], total)[root]
+            root, n_edges = self._union_files(total, base)
             self.stat_update("edges", value=n_edges, unit="run")
             nodes = np.flatnonzero(np.bincount(root, minlength=total)[root] > 1)  # documents with a duplicate
             component = np.unique(root[nodes], return_inverse=True)[1].ravel()  # 0 .. components - 1
@@ -122,6 +161,42 @@ class DedupClusters(PipelineStep):
                 f"dedup ({self.scope}): {summary['removed']} of {summary['documents']} documents removed "
                 f"({summary['removed_exact']} exact, {summary['removed_near']} near)"
             )
+
+    def _union_files(self, total: int, base: np.ndarray) -> tuple[np.ndarray, int]:
+        """Cluster root of every document: the edges (`.dups`: exact hashes) unioned as they are, then the
+        candidate pairs (`.cand`, one file per band and link step) verified and unioned one file at a time.
+
+        Verification: the fraction of equal MinHash values (an unbiased estimate of the Jaccard similarity) must
+        reach the threshold. A candidate pair whose documents are already in one cluster is skipped (comparing it
+        cannot change the clusters), and a rejected pair is remembered and never compared again, so each distinct
+        pair is compared at most once and a cluster of k near-copies costs about k - 1 comparisons in all, however
+        many bands its members share. The clusters are the connected components of the candidate pairs that pass,
+        whatever the file order (skipping only drops pairs inside a component), hence the same for any sharding.
+        """
+        root = np.arange(total, dtype=np.int64)
+        n_edges = 0
+        files = sorted(self.edges_folder.list_files(glob_pattern="*.dups"))
+        candidates = sorted(self.edges_folder.list_files(glob_pattern="*.cand"), key=_link_order)
+        verifier = _Verifier(self.signatures_folder, self.edges_folder) if candidates else None
+        if total >= 1 << 32 and candidates:
+            raise ValueError(f"{self.name}: {total} documents; pair keys hold at most 2**32")
+        for path in files + candidates:
+            edges = read_array(self.edges_folder, path, EDGE_DTYPE, (4,))
+            if not len(edges):
+                continue
+            a = base[edges[:, 0]] + edges[:, 1]
+            b = base[edges[:, 2]] + edges[:, 3]
+            u, v = root[a], root[b]
+            keep = u != v
+            if path.endswith(".cand"):
+                self.stat_update("candidate_pairs", value=len(edges), unit="run")
+                self.stat_update("skipped_connected", value=int((~keep).sum()), unit="run")
+                keep[keep] = verifier.check(edges[keep], a[keep], b[keep], self)
+            else:
+                n_edges += len(edges)
+            if keep.any():
+                root = connected_components(u[keep], v[keep], total)[root]
+        return root, n_edges
 
     @staticmethod
     def _node_info(nodes, shard_ranks, offsets, tables, shard_dumps, position) -> _Nodes:

@@ -102,7 +102,7 @@ class ShardTables:
             out = np.empty((len(ranks), self.num_hashes), dtype=self.hash_dtype)
         else:
             out = np.empty(len(ranks), dtype=DOCS_DTYPE[field])
-        for r in np.unique(ranks).tolist():
+        for r in np.flatnonzero(np.bincount(ranks)).tolist() if len(ranks) else []:  # no sort: O(n)
             mask = ranks == r
             out[mask] = self.full(r)[docs[mask]] if field is None else self.docs(r)[field][docs[mask]]
         return out
