@@ -79,6 +79,7 @@ extras = {
     "bench": deps_list("datasketch", "rensa", "gaoya"),
 }
 extras["dev"] = deps_list("pytest", "pytest-timeout", "hypothesis", "ruff", "build") + extras["bench"] + extras["ray"]
+extras["dev"] += extras["tracking"]  # the TensorBoard logging of the pretraining recipe is tested
 
 # Map the three repo-top-level folders into the package namespace.
 _mapped = {
