@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOTrainer, SFTTrainer
 
-from ..training.trainer import STAGING_DIR, _move_files_into, _replace_dir, _rotate_checkpoints
+from ..training.trainer import AtomicSavesMixin
 
 logger = logging.getLogger(__name__)
 
@@ -54,51 +54,20 @@ def _is_peft(model) -> bool:
     return isinstance(model, PeftModel)
 
 
-class _AtomicSaves:
-    """Checkpoints are written into `<run>/.staging/` and renamed into place; the final model is staged too (as
-    `PretrainTrainer` does), so a folder that looks complete is complete. A LoRA run saves its adapter in
-    `adapter/` and the merged model at the top, so the next stage and `AutoModelForCausalLM` load it as it is."""
+class _AtomicSaves(AtomicSavesMixin):
+    """Checkpoints and the final model staged and renamed into place (`AtomicSavesMixin`, as `PretrainTrainer`). A
+    LoRA run saves its adapter in `adapter/` and the merged model at the top, so the next stage and
+    `AutoModelForCausalLM` load it as it is."""
 
-    _staging = False
-
-    def _get_output_dir(self, trial) -> str:
-        run_dir = super()._get_output_dir(trial)
-        return os.path.join(run_dir, STAGING_DIR) if self._staging else run_dir
-
-    def _save_checkpoint(self, model, trial) -> None:
-        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-        run_dir = super()._get_output_dir(trial)
-        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        self._staging = True
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self._staging = False
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            _replace_dir(os.path.join(run_dir, STAGING_DIR, name), os.path.join(run_dir, name))
-            _rotate_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
-        self.accelerator.wait_for_everyone()
-
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        if _internal_call:
-            return super().save_model(output_dir, _internal_call=True)
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
-        staging = os.path.join(output_dir, STAGING_DIR, "final-model")
+    def _save_final_model(self, staging: str) -> None:
         model = self.accelerator.unwrap_model(self.model)
-        if _is_peft(model):
-            if self.args.should_save:
-                model.save_pretrained(os.path.join(staging, "adapter"))
-                merged = model.merge_and_unload()  # the trained weights, adapter folded in: a plain DeepSeek model
-                merged.save_pretrained(staging)
-                self.processing_class.save_pretrained(staging)
-        else:
-            super().save_model(staging, _internal_call=False)
-        self.accelerator.wait_for_everyone()
+        if not _is_peft(model):
+            return super()._save_final_model(staging)
         if self.args.should_save:
-            _move_files_into(staging, output_dir)
-        self.accelerator.wait_for_everyone()
+            model.save_pretrained(os.path.join(staging, "adapter"))
+            merged = model.merge_and_unload()  # the trained weights, adapter folded in: a plain DeepSeek model
+            merged.save_pretrained(staging)
+            self.processing_class.save_pretrained(staging)
 
 
 class DeepseekSFTTrainer(_AtomicSaves, SFTTrainer):

@@ -208,7 +208,47 @@ def check_schedule(args: PretrainConfig, plan: TrainingPlan) -> None:
         )
 
 
-class PretrainTrainer(Trainer):
+class AtomicSavesMixin:
+    """Checkpoints are written into `<run>/.staging/checkpoint-N` by every process and renamed into place; the final
+    model is staged too, so a folder that looks complete is complete. For any `Trainer` subclass (pretraining, and
+    TRL's SFT / DPO trainers); `_save_final_model` is what a subclass changes (e.g. a LoRA adapter merged)."""
+
+    _staging = False
+
+    def _get_output_dir(self, trial) -> str:
+        run_dir = super()._get_output_dir(trial)
+        return os.path.join(run_dir, STAGING_DIR) if self._staging else run_dir
+
+    def _save_checkpoint(self, model, trial) -> None:
+        run_dir = super()._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        self._staging = True
+        try:
+            super()._save_checkpoint(model, trial)  # every process writes into <run_dir>/.staging/checkpoint-N
+        finally:
+            self._staging = False
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            _replace_dir(os.path.join(run_dir, STAGING_DIR, name), os.path.join(run_dir, name))
+            _rotate_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
+        self.accelerator.wait_for_everyone()
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        if _internal_call:  # a checkpoint: already inside the staging folder
+            return super().save_model(output_dir, _internal_call=True)
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        staging = os.path.join(output_dir, STAGING_DIR, "final-model")
+        self._save_final_model(staging)
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            _move_files_into(staging, output_dir)
+        self.accelerator.wait_for_everyone()
+
+    def _save_final_model(self, staging: str) -> None:
+        super().save_model(staging, _internal_call=False)
+
+
+class PretrainTrainer(AtomicSavesMixin, Trainer):
     """A `Trainer` for pretraining on packed sequences (`PackedDataset`); see the module docstring.
 
     `train_dataset` must expose `seq_length` (rows of that many tokens, no padding). The default callbacks
@@ -239,7 +279,6 @@ class PretrainTrainer(Trainer):
         if add_default_callbacks:
             callbacks += [SchedulePhaseCallback(), Stage1CheckpointCallback(), LossCurveCallback()]
         kwargs.setdefault("data_collator", default_data_collator)  # rows are packed: stack them, never pad
-        self._staging = False
         self.optimizer_restarted_at: int | None = None  # the step of a `restart_optimizer` resume
         self._last_evaluation: tuple[int, dict] | None = None  # (global step, metrics) of the latest evaluate()
         super().__init__(model=model, args=args, train_dataset=train_dataset, callbacks=callbacks, **kwargs)
@@ -408,38 +447,6 @@ class PretrainTrainer(Trainer):
         if entropy is not None:
             summary["unigram_entropy"] = entropy()
         return summary
-
-    # ------------------------------------------------------------------------------------------------------------
-    # Atomic checkpoints
-    # ------------------------------------------------------------------------------------------------------------
-    def _get_output_dir(self, trial) -> str:
-        run_dir = super()._get_output_dir(trial)
-        return os.path.join(run_dir, STAGING_DIR) if self._staging else run_dir
-
-    def _save_checkpoint(self, model, trial) -> None:
-        run_dir = super()._get_output_dir(trial)
-        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        self._staging = True
-        try:
-            super()._save_checkpoint(model, trial)  # every process writes into <run_dir>/.staging/checkpoint-N
-        finally:
-            self._staging = False
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            _replace_dir(os.path.join(run_dir, STAGING_DIR, name), os.path.join(run_dir, name))
-            _rotate_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
-        self.accelerator.wait_for_everyone()
-
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        if _internal_call:  # a checkpoint: already inside the staging folder
-            return super().save_model(output_dir, _internal_call=True)
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
-        staging = os.path.join(output_dir, STAGING_DIR, "final-model")
-        super().save_model(staging, _internal_call=False)
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            _move_files_into(staging, output_dir)
-        self.accelerator.wait_for_everyone()
 
 
 def _write_atomic(path: str, text: str) -> None:
