@@ -91,6 +91,15 @@ def check_types(cls, data: dict, where: str) -> None:
             raise ConfigTypeError(f"{name}: expected {_describe(hints[key])}, got {value!r} ({type(value).__name__})")
 
 
+def config_from_yaml(cls, path: str):
+    """`cls` from a YAML file whose top level is a mapping of its fields (strict keys and types, as `_from_mapping`)."""
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+    return _from_mapping(cls, data, path, types_prefix="")
+
+
 def _from_mapping(cls, data: Any, where: str, types_prefix: str | None = None):
     """Build dataclass `cls` from a mapping, naming `where` and the allowed keys on any unknown key or bad value
     (a bad value is named `<types_prefix>.<key>`, by default `<where>.<key>`)."""
@@ -430,11 +439,7 @@ class DataPipelineConfig:
 
     @classmethod
     def from_yaml(cls, path: str) -> DataPipelineConfig:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a YAML mapping at the top level")
-        return _from_mapping(cls, data, path, types_prefix="")
+        return config_from_yaml(cls, path)
 
     @property
     def resolved_output_dir(self) -> str:

@@ -47,7 +47,6 @@ import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import yaml
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
@@ -61,6 +60,7 @@ from deepseek_hf.data.config import (
     _check_choice,
     _from_mapping,
     check_types,
+    config_from_yaml,
     resolve_path,
 )
 from deepseek_hf.data.errors import ConfigError, InputNotFoundError, RunFolderError
@@ -121,11 +121,7 @@ class TokenizeConfig:
 
     @classmethod
     def from_yaml(cls, path: str) -> TokenizeConfig:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a YAML mapping at the top level")
-        return _from_mapping(cls, data, path, types_prefix="")
+        return config_from_yaml(cls, path)
 
     @property
     def resolved_output_dir(self) -> str:
