@@ -6,7 +6,9 @@ The loss path for the 102400-token vocabulary
 Both trainers patch the model with TRL's fused LM head (`trl.trainer.utils.add_fused_lm_head`): training calls the
 backbone (`model.model`, found through `base_model_prefix`) for `last_hidden_state` and projects it through
 `lm_head.weight` tile by tile (`ChunkedLogProbFunction`: at most 4096 tokens x 32768 vocabulary entries at a time,
-an online log-sum-exp over the vocabulary tiles, recomputed in the backward). That is the path we use for SFT and DPO,
+an online log-sum-exp over the vocabulary tiles, recomputed in the backward). Our trainers have TRL install
+`add_compact_lm_head` instead (`head.py`): the same kernel and outputs, but on the labelled positions only, which TRL
+does on Triton devices only (on CPU it scores the prompt and padding positions too). That is the path we use for SFT and DPO,
 rather than the model's own chunked cross-entropy (`fused_linear_cross_entropy`, which serves pretraining), because:
 
 * DPO needs per-token log-probabilities of the chosen and rejected answers, under the policy and the reference; our
@@ -26,10 +28,13 @@ import logging
 import os
 from dataclasses import dataclass
 
+import trl.trainer.dpo_trainer
+import trl.trainer.sft_trainer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOTrainer, SFTTrainer
 
 from ..training.trainer import AtomicSavesMixin
+from .head import compact_lm_head_for
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +76,16 @@ class _AtomicSaves(AtomicSavesMixin):
 
 
 class DeepseekSFTTrainer(_AtomicSaves, SFTTrainer):
-    """`SFTTrainer` with atomic saves (see `_AtomicSaves`)."""
+    """`SFTTrainer` with atomic saves (see `_AtomicSaves`) and the LM head that scores labelled positions only
+    (`deepseek_hf.alignment.head`)."""
+
+    def __init__(self, *args, **kwargs):
+        with compact_lm_head_for(trl.trainer.sft_trainer):
+            super().__init__(*args, **kwargs)
 
 
 class DeepseekDPOTrainer(_AtomicSaves, DPOTrainer):
-    """`DPOTrainer` that refuses to pick a reference by itself.
+    """`DPOTrainer` that refuses to pick a reference by itself, with the LM head that scores labelled positions only.
 
     TRL 1.16 reloads a missing `ref_model` from `model.config._name_or_path` (hf-stack.md, pitfall 1): for a model
     changed in memory that silently uses the on-disk weights. Here the reference is given (`load_reference`), or
@@ -86,7 +96,8 @@ class DeepseekDPOTrainer(_AtomicSaves, DPOTrainer):
         kwargs["ref_model"] = reference.model
         if reference.model is None and reference.kind not in ("peft", "precomputed"):
             raise ValueError(f"no reference model for a {reference.kind!r} reference")
-        super().__init__(*args, **kwargs)
+        with compact_lm_head_for(trl.trainer.dpo_trainer):
+            super().__init__(*args, **kwargs)
         if reference.kind == "peft" and not _is_peft(self.model):
             raise ValueError("a LoRA reference needs the policy wrapped in LoRA (use_peft: true)")
         if reference.model is None and self.ref_model is not None:  # TRL loaded one on its own: never use it
