@@ -97,10 +97,11 @@ def main(data_args: AlignDataArguments, training_args: DeepseekSFTConfig, model_
     return metrics
 
 
-def cli(argv: list[str] | None = None) -> int:
-    """Parse (`--config YAML` + flags, strict keys) and run; a user error is one message and exit code 1."""
+def cli(argv: list[str] | None = None, prog: str = "recipes/sft.py") -> int:
+    """Parse (`--config YAML` + flags, strict keys) and run; a user error is one message (`prog: error: ...`) and exit
+    code 1."""
     types = (AlignDataArguments, DeepseekSFTConfig, AlignModelArguments)
-    return run_recipe("recipes/sft.py", types, main, argv, __doc__)
+    return run_recipe(prog, types, main, argv, __doc__)
 
 
 if __name__ == "__main__":
