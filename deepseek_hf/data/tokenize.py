@@ -22,6 +22,11 @@ Decided here:
   `tokens.bin` / `doc_offsets.npy` / `meta.json`, same ids: BOS as the tokenizer adds it, one EOS per document),
   staged and renamed, so a killed task leaves a hidden `.00003.*.tmp` folder, never `shards/00003/`; its re-run
   deletes the leftover. Resuming is datatrove's: finished tasks have completion markers and are skipped.
+* **Validation split.** With `validation_fraction`, each task routes its documents by the pretraining recipe's own
+  rule (BLAKE2b of the text below the fraction) into `shards/<task>/train/` and `shards/<task>/validation/` (the
+  latter with each document's bytes and hash, for bits-per-byte), in one pass; the manifest lists the training
+  shards as its own and the validation shards under `"validation"`. So the held-out documents are those of the
+  one-process split of the same corpus, for any number of tasks, and never in a training shard.
 * **Why not datatrove's `DocumentTokenizer`.** It loads a raw `tokenizers.Tokenizer` from a `tokenizer.json` or
   the Hub (not our `AutoTokenizer` folder), and its `eos_token` option replaces the post-processor, dropping the
   BOS our tokenizer adds; it shuffles documents by default; it writes `.ds` / `.index` / `.metadata` files in
@@ -70,6 +75,8 @@ MANIFEST_FILE = "manifest.json"  # written last: its presence means the corpus i
 SHARDS_SUBDIR = "shards"
 MANIFEST_FORMAT = "deepseek_hf token shards"
 MANIFEST_VERSION = 1
+TRAIN_PART, VALIDATION_PART = "train", "validation"  # the parts of a split shard (`validation_fraction`)
+VALIDATION_OFFSETS_FILE = "validation_doc_offsets.npy"
 STAGES = ("tokenize", "manifest")
 # what a local worker needs, imported once by the forkserver instead of by every worker
 PRELOAD = [
@@ -105,6 +112,14 @@ class TokenizeConfig:
         default_factory=dict, metadata={"help": "Executor section, as the data pipeline's (tasks, workers, type...)."}
     )
     batch_size: int = field(default=1000, metadata={"help": "Documents per tokenizer call."})
+    validation_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "Hold out the documents whose text hash falls below this fraction (the pretraining recipe's "
+            "validation_fraction rule, BLAKE2b) into validation shards beside the training shards; a pretraining "
+            "run with the same validation_fraction scores them. Default 0: no split."
+        },
+    )
     overwrite: bool = field(
         default=False, metadata={"help": "Delete the tokenized corpus in output_dir and start over."}
     )
@@ -118,6 +133,8 @@ class TokenizeConfig:
                 raise ConfigError(f"{key} is required")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
 
     @classmethod
     def from_yaml(cls, path: str) -> TokenizeConfig:
@@ -258,10 +275,18 @@ class TokenShardWriter(PipelineStep):
     type = "🔢 - TOKENIZER"
     name = "🔢 token shard"
 
-    def __init__(self, output_dir: str, tokenizer: str, fingerprint: str, batch_size: int, threads: int = 1):
+    def __init__(
+        self,
+        output_dir: str,
+        tokenizer: str,
+        fingerprint: str,
+        batch_size: int,
+        threads: int = 1,
+        validation_fraction: float = 0.0,
+    ):
         super().__init__()
         self.output_dir, self.tokenizer_path, self.fingerprint = output_dir, tokenizer, fingerprint
-        self.batch_size, self.threads = batch_size, threads
+        self.batch_size, self.threads, self.validation_fraction = batch_size, threads, validation_fraction
 
     def _texts(self, documents, counts: dict):
         from deepseek_hf.data.errors import INPUT_ERROR
@@ -292,6 +317,9 @@ class TokenShardWriter(PipelineStep):
         counts = {"rank": rank, "documents": 0, "skipped_empty": 0, "bad_records": {}}
         target = shards_dir / shard_name(rank)
         texts = self._texts(data or (), counts)
+        if self.validation_fraction:
+            self._write_split_shard(texts, tokenizer, target, counts)
+            return
         try:
             corpus = tokenize_corpus(
                 texts,
@@ -311,6 +339,28 @@ class TokenShardWriter(PipelineStep):
         self.stat_update("documents", value=corpus.num_documents)
         return
         yield  # a generator step: datatrove iterates it
+
+    def _write_split_shard(self, texts, tokenizer, target: Path, counts: dict) -> None:
+        """`shards/<rank>/train/` and `validation/` in one pass, routed by the recipe's own split rule; either may be
+        empty in one task (WriteManifest checks the whole corpus)."""
+        from deepseek_hf.training.corpus import tokenize_split_corpus
+        from deepseek_hf.training.validation import validation_threshold
+
+        threshold = validation_threshold(self.validation_fraction)
+        parts = tokenize_split_corpus(
+            texts,
+            tokenizer,
+            target,
+            lambda digest: VALIDATION_PART if digest < threshold else TRAIN_PART,
+            parts={TRAIN_PART: False, VALIDATION_PART: True},
+            empty_errors={TRAIN_PART: None, VALIDATION_PART: None},
+            batch_size=self.batch_size,
+            description=f"task {counts['rank']}",
+            extra_meta=counts,
+        )
+        for part, corpus in parts.items():
+            self.stat_update(f"{part}_tokens", value=corpus.num_tokens if corpus else 0)
+            self.stat_update(f"{part}_documents", value=corpus.num_documents if corpus else 0)
 
 
 def _write_empty_shard(target: Path, tokenizer, counts: dict) -> None:
@@ -339,24 +389,29 @@ def _write_empty_shard(target: Path, tokenizer, counts: dict) -> None:
 
 
 class WriteManifest(PipelineStep):
-    """Last stage (one task): checks every shard, writes the global document offsets, then the manifest."""
+    """Last stage (one task): checks every shard, writes the global document offsets, then the manifest.
+
+    With `validation_fraction`, the training part's shards and offsets are the manifest's own (what a reader that
+    knows no split reads), and the validation part's are under `"validation"`."""
 
     type = "🏁 - FINALIZE"
     name = "🏁 token manifest"
 
-    def __init__(self, output_dir: str, tasks: int, summary: dict):
+    def __init__(self, output_dir: str, tasks: int, summary: dict, validation_fraction: float = 0.0):
         super().__init__()
         self.output_dir, self.tasks, self.summary = output_dir, tasks, summary
+        self.validation_fraction = validation_fraction
 
-    def run(self, data=None, rank: int = 0, world_size: int = 1):
+    def _merge(self, root: Path, part: str | None, offsets_name: str) -> dict:
+        """One part's shards (all tasks) checked and listed, and its global offsets written (atomically)."""
         import numpy as np
 
-        from deepseek_hf.training.corpus import FORMAT_VERSION, META_FILE, OFFSETS_FILE
+        from deepseek_hf.training.corpus import META_FILE, OFFSETS_FILE
 
-        root = Path(self.output_dir)
+        folders = [Path(SHARDS_SUBDIR, shard_name(r), *([part] if part else [])) for r in range(self.tasks)]
         metas = []
-        for r in range(self.tasks):
-            meta_file = root / SHARDS_SUBDIR / shard_name(r) / META_FILE
+        for r, folder in enumerate(folders):
+            meta_file = root / folder / META_FILE
             if not meta_file.is_file():
                 raise FileNotFoundError(f"{meta_file} is missing: task {r} of the tokenize stage did not finish")
             metas.append(json.loads(meta_file.read_text()))
@@ -365,17 +420,17 @@ class WriteManifest(PipelineStep):
             if len(values) > 1:
                 raise ValueError(f"{root}: the shards disagree on {key} ({sorted(values)})")
         num_documents = sum(m["num_documents"] for m in metas)
-        # the global offsets (same name and format as a shard's) let the reader memory-map them
-        offsets_tmp = root / f".{OFFSETS_FILE}.tmp.npy"
+        # the global offsets (same format as a shard's) let the reader memory-map them
+        offsets_tmp = root / f".{offsets_name}.tmp.npy"
         offsets = np.lib.format.open_memmap(offsets_tmp, mode="w+", dtype=np.int64, shape=(num_documents + 1,))
         shards, tokens, documents = [], 0, 0
         bad: dict[str, int] = {}
-        for r, meta in enumerate(metas):
-            shard_offsets = np.load(root / SHARDS_SUBDIR / shard_name(r) / OFFSETS_FILE, mmap_mode="r")
+        for folder, meta in zip(folders, metas):
+            shard_offsets = np.load(root / folder / OFFSETS_FILE, mmap_mode="r")
             offsets[documents : documents + meta["num_documents"]] = shard_offsets[:-1] + tokens
             shards.append(
                 {
-                    "path": f"{SHARDS_SUBDIR}/{shard_name(r)}",
+                    "path": folder.as_posix(),
                     "num_tokens": meta["num_tokens"],
                     "num_documents": meta["num_documents"],
                     "token_offset": tokens,
@@ -391,29 +446,55 @@ class WriteManifest(PipelineStep):
         offsets[documents] = tokens
         offsets.flush()
         del offsets
-        os.replace(offsets_tmp, root / OFFSETS_FILE)
+        os.replace(offsets_tmp, root / offsets_name)
         first = metas[0]
+        return {
+            "num_tokens": tokens,
+            "num_documents": documents,
+            **{key: first[key] for key in ("dtype", "vocab_size", "bos_token_id", "eos_token_id")},
+            "skipped_empty": sum(m.get("skipped_empty", 0) for m in metas),
+            "bad_records": dict(sorted(bad.items())),
+            "bad_records_total": sum(bad.values()),
+            "doc_offsets": offsets_name,
+            "shards": shards,
+        }
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from deepseek_hf.training.corpus import FORMAT_VERSION, OFFSETS_FILE
+
+        root = Path(self.output_dir)
+        split = bool(self.validation_fraction)
+        main = self._merge(root, TRAIN_PART if split else None, OFFSETS_FILE)
         manifest = {
             "format": MANIFEST_FORMAT,
             "manifest_version": MANIFEST_VERSION,
             "format_version": FORMAT_VERSION,
-            "num_tokens": tokens,
-            "num_documents": documents,
-            "dtype": first["dtype"],
-            "vocab_size": first["vocab_size"],
-            "bos_token_id": first["bos_token_id"],
-            "eos_token_id": first["eos_token_id"],
-            "skipped_empty": sum(m.get("skipped_empty", 0) for m in metas),
-            "bad_records": dict(sorted(bad.items())),
-            "bad_records_total": sum(bad.values()),
-            "doc_offsets": OFFSETS_FILE,
-            "shards": shards,
+            **main,
             **self.summary,
         }
+        if split:
+            validation = self._merge(root, VALIDATION_PART, VALIDATION_OFFSETS_FILE)
+            if not validation["num_documents"]:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} put none of the {main['num_documents']} "
+                    f"documents in the validation shards: set a larger one (about 1 / the number of documents or "
+                    "more) with `overwrite: true`"
+                )
+            if not main["num_documents"]:
+                raise ValueError(f"validation_fraction={self.validation_fraction} left no document for training")
+            manifest["validation_fraction"] = self.validation_fraction
+            # the record counts are the tasks' (in both parts' metas alike): kept once, at the top
+            manifest[VALIDATION_PART] = {
+                key: validation[key] for key in ("num_tokens", "num_documents", "doc_offsets", "shards")
+            }
         tmp = root / f".{MANIFEST_FILE}.tmp"
         tmp.write_text(json.dumps(manifest, indent=2, default=str))
         os.replace(tmp, root / MANIFEST_FILE)
-        logger.success(f"tokenized {documents} documents, {tokens} tokens in {len(shards)} shards: {root}")
+        held_out = f", {manifest[VALIDATION_PART]['num_documents']} held out for validation" if split else ""
+        logger.success(
+            f"tokenized {main['num_documents']} documents, {main['num_tokens']} tokens in {self.tasks} shards"
+            f"{held_out}: {root}"
+        )
         return iter(())
 
 
@@ -430,6 +511,8 @@ def _settings(config: TokenizeConfig, inputs: InputFiles, fingerprint: str) -> d
         "tokenizer_fingerprint": fingerprint,
         "input_files": inputs.identity(),
         "executor": {"tasks": config.executor.tasks},
+        # only when set, so that the fingerprint of an unsplit tokenization is unchanged
+        **({"validation_fraction": config.validation_fraction} if config.validation_fraction else {}),
     }
 
 
@@ -461,7 +544,7 @@ def prepare_output_dir(config: TokenizeConfig, settings: dict) -> bool:
         (root / MANIFEST_FILE).unlink(missing_ok=True)  # first: a half-deleted folder never looks complete
         for sub in ("logs", SHARDS_SUBDIR):
             shutil.rmtree(root / sub, ignore_errors=True)
-        for name in (OFFSETS_FILE, SETTINGS_FILE):
+        for name in (OFFSETS_FILE, VALIDATION_OFFSETS_FILE, SETTINGS_FILE):
             (root / name).unlink(missing_ok=True)
         previous = None
     finished = previous is not None and (root / MANIFEST_FILE).is_file()
@@ -484,7 +567,12 @@ def build_stages(config: TokenizeConfig, inputs: InputFiles, fingerprint: str) -
     root = config.resolved_output_dir
     blocks = contiguous_blocks(inputs.sizes, tasks)
     writer = TokenShardWriter(
-        root, config.resolved_tokenizer, fingerprint, config.batch_size, config.executor.cpus_per_task
+        root,
+        config.resolved_tokenizer,
+        fingerprint,
+        config.batch_size,
+        config.executor.cpus_per_task,
+        validation_fraction=config.validation_fraction,
     )
     summary = {
         "tokenizer": config.resolved_tokenizer,
@@ -497,7 +585,7 @@ def build_stages(config: TokenizeConfig, inputs: InputFiles, fingerprint: str) -
     }
     return [
         Stage("tokenize", [ShardInput(inputs, blocks), writer], tasks),
-        Stage("manifest", [WriteManifest(root, tasks, summary)], 1),
+        Stage("manifest", [WriteManifest(root, tasks, summary, config.validation_fraction)], 1),
     ]
 
 

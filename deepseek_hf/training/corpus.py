@@ -182,16 +182,17 @@ def tokenize_split_corpus(
     route: Callable[[int], str | None],
     *,
     parts: dict[str, bool],
-    empty_errors: dict[str, str],
+    empty_errors: dict[str, str | None],
     batch_size: int = 1000,
     description: str = "",
     extra_meta: dict | None = None,
-) -> dict[str, TokenizedCorpus]:
+) -> dict[str, TokenizedCorpus | None]:
     """Tokenize `texts` in one pass into one corpus per part, `output_dir/<part>/`, all renamed into place at once.
 
     `route(document_hash(text))` names the part of each document, or None to leave it out (counted in each part's
     meta as `excluded_documents`). `parts` maps each part to whether it keeps document info (bytes, hashes); a part
-    that gets no document raises `ValueError(empty_errors[part])` and nothing is cached.
+    that gets no document raises `ValueError(empty_errors[part])` and nothing is cached, unless its error is None:
+    then the part is written empty and returned as None (a token shard of a task may hold no validation document).
     """
     output_dir = Path(output_dir)
     excluded = 0
@@ -216,12 +217,13 @@ def tokenize_split_corpus(
             for writer in writers.values():
                 writer.close()
         for part, writer in writers.items():
-            if not writer.lengths:
+            if not writer.lengths and empty_errors[part] is not None:
                 raise ValueError(empty_errors[part])
         for part, writer in writers.items():
             meta = {**_tokenizer_meta(tokenizer), "source": description, "part": part, **(extra_meta or {})}
             writer.finish({**meta, "excluded_documents": excluded})
-    return {part: TokenizedCorpus.load(output_dir / part) for part in parts}
+    # an empty token file cannot be memory-mapped: an empty part is on disk, but not loaded
+    return {part: TokenizedCorpus.load(output_dir / part) if writers[part].lengths else None for part in parts}
 
 
 @dataclass

@@ -373,6 +373,14 @@ def build_packed_dataset(
         corpus = ShardedTokenizedCorpus.load(source)
         corpus.check_tokenizer(tokenizer)
         logger.info("Token shards %s: %d documents, %d tokens", source, corpus.num_documents, corpus.num_tokens)
+        if corpus.validation_fraction:
+            logger.info(
+                "Token shards %s: the %d documents held out for validation when tokenizing (validation_fraction "
+                "%s) are not trained on",
+                source,
+                corpus.meta["validation"]["num_documents"],
+                corpus.validation_fraction,
+            )
         return PackedDataset(corpus, seq_length)
     key = f"{source_fingerprint(source)}-{tokenizer_fingerprint(tokenizer)}-{text_field}"
     corpus_dir = Path(cache_dir) / key

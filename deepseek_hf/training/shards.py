@@ -12,6 +12,10 @@ from deepseek_hf.training.packing import PackedDataset
 from deepseek_hf.training.shards import load_tokenized_corpus
 ds = PackedDataset(load_tokenized_corpus("outputs/tokens"), seq_length=4096)   # a shard folder or one corpus
 ```
+
+A tokenization with `validation_fraction` holds two parts: `load(path)` is its training part, and
+`load(path, part="validation")` its validation shards, with each document's bytes and hash as a validation corpus
+of the pretraining recipe has them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .corpus import FORMAT_VERSION, META_FILE, OFFSETS_FILE, TokenizedCorpus, to
 __all__ = ["MANIFEST_FILE", "ConcatenatedTokens", "ShardedTokenizedCorpus", "is_token_shards", "load_tokenized_corpus"]
 
 MANIFEST_FILE = "manifest.json"  # deepseek_hf.data.tokenize.MANIFEST_FILE (not imported: that loads datatrove)
+TRAIN_PART, VALIDATION_PART = "train", "validation"  # ditto: the parts of a tokenization with validation_fraction
 MANIFEST_FORMAT = "deepseek_hf token shards"
 
 
@@ -78,9 +83,12 @@ class ShardedTokenizedCorpus(TokenizedCorpus):
     """The token shards listed in a `manifest.json`, as one corpus; `meta` is the manifest."""
 
     shards: list[TokenizedCorpus] = field(default_factory=list)
+    part: str = TRAIN_PART
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> ShardedTokenizedCorpus:
+    def load(cls, path: str | os.PathLike, part: str = TRAIN_PART) -> ShardedTokenizedCorpus:
+        """The training documents (every document of an unsplit tokenization), or with `part="validation"` the
+        validation shards of a tokenization with `validation_fraction` (with each document's bytes and hash)."""
         path = Path(path)
         root = path.parent if path.name == MANIFEST_FILE else path
         manifest_file = root / MANIFEST_FILE
@@ -93,8 +101,18 @@ class ShardedTokenizedCorpus(TokenizedCorpus):
                 f"{manifest_file}: not a token-shard manifest of format version {FORMAT_VERSION} "
                 f"(format {meta.get('format')!r}, version {meta.get('format_version')!r})"
             )
+        listing = meta
+        if part == VALIDATION_PART:
+            if VALIDATION_PART not in meta:
+                raise ValueError(
+                    f"{root} holds no validation shards: it was tokenized without validation_fraction (tokenize it "
+                    "again with the validation_fraction of the run)"
+                )
+            listing = meta[VALIDATION_PART]
+        elif part != TRAIN_PART:
+            raise ValueError(f"part must be {TRAIN_PART!r} or {VALIDATION_PART!r}, got {part!r}")
         shards = []
-        for entry in meta["shards"]:
+        for entry in listing["shards"]:
             if entry["num_tokens"] == 0:  # a task without documents: nothing to memory-map
                 continue
             shard = TokenizedCorpus.load(root / entry["path"])
@@ -102,18 +120,32 @@ class ShardedTokenizedCorpus(TokenizedCorpus):
                 raise ValueError(f"{root / entry['path']}: disagrees with {manifest_file} (corrupt shard?)")
             shards.append(shard)
         tokens = ConcatenatedTokens([s.tokens for s in shards], np.dtype(meta["dtype"]))
-        offsets = np.load(root / meta.get("doc_offsets", OFFSETS_FILE), mmap_mode="r")
+        offsets = np.load(root / listing.get("doc_offsets", OFFSETS_FILE), mmap_mode="r")
         if (
-            len(tokens) != meta["num_tokens"]
-            or len(offsets) != meta["num_documents"] + 1
+            len(tokens) != listing["num_tokens"]
+            or len(offsets) != listing["num_documents"] + 1
             or offsets[-1] != len(tokens)
         ):
-            raise ValueError(f"{root}: shards and offsets disagree with {MANIFEST_FILE} (corrupt corpus?)")
-        return cls(path=root, tokens=tokens, doc_offsets=offsets, meta=meta, shards=shards)
+            raise ValueError(f"{root}: {part} shards and offsets disagree with {MANIFEST_FILE} (corrupt corpus?)")
+        info = {}
+        if part == VALIDATION_PART:  # bits-per-byte and the hash-ordered subset need them; a small share of a corpus
+            if any(s.doc_bytes is None or s.doc_hashes is None for s in shards):
+                raise ValueError(f"{root}: a validation shard lacks its document bytes / hashes (corrupt corpus?)")
+            info = {
+                "doc_bytes": np.concatenate([s.doc_bytes for s in shards]),
+                "doc_hashes": np.concatenate([s.doc_hashes for s in shards]),
+            }
+        meta = {**meta, **listing, "part": part} if part == VALIDATION_PART else meta
+        return cls(path=root, tokens=tokens, doc_offsets=offsets, meta=meta, shards=shards, part=part, **info)
+
+    @property
+    def validation_fraction(self) -> float:
+        """The fraction held out into validation shards when this corpus was tokenized (0: none)."""
+        return float(self.meta.get("validation_fraction", 0.0))
 
     def __reduce__(self):
         # as TokenizedCorpus: pickled as its path, so DataLoader workers memory-map the shards themselves
-        return (ShardedTokenizedCorpus.load, (self.path,))
+        return (ShardedTokenizedCorpus.load, (self.path, self.part))
 
     def check_tokenizer(self, tokenizer) -> None:
         """Raise `ValueError` unless `tokenizer` is the one the shards were tokenized with."""

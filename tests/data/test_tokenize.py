@@ -116,6 +116,44 @@ def test_1_and_4_tasks_give_the_single_process_rows(tmp_path, corpus, tokenizer,
     assert (tmp_path / "tasks4" / MANIFEST_FILE).stat().st_mtime_ns == stamp
 
 
+def test_validation_fraction_holds_out_the_documents_of_the_one_process_split(
+    tmp_path, corpus, tokenizer, tokenizer_dir
+):
+    """The oracle: the pretraining recipe's own split of the same corpus (`build_pretraining_datasets`), whose
+    training rows and validation documents (bytes, hashes, tokens) the shards must hold for 1 and 4 tasks."""
+    from deepseek_hf.training.validation import build_pretraining_datasets
+
+    train, validation = build_pretraining_datasets(
+        str(corpus), tokenizer, SEQ, tmp_path / "cache", validation_fraction=0.2
+    )
+    expected_rows, expected = _rows(train), validation.corpus
+    assert 0 < expected.num_documents < train.corpus.num_documents
+    for tasks in (1, 4):
+        root = run_tokenize(_config(tmp_path, corpus, tokenizer_dir, f"split{tasks}", tasks, validation_fraction=0.2))
+        sharded = ShardedTokenizedCorpus.load(root)
+        held_out = ShardedTokenizedCorpus.load(root, part="validation")
+        assert sharded.validation_fraction == 0.2 and held_out.part == "validation"
+        assert _rows(PackedDataset(sharded, SEQ)) == expected_rows
+        assert np.array_equal(held_out.doc_hashes, expected.doc_hashes)
+        assert np.array_equal(held_out.doc_bytes, expected.doc_bytes)
+        assert np.array_equal(held_out.tokens[:], np.asarray(expected.tokens))
+        assert np.array_equal(held_out.doc_offsets, expected.doc_offsets)
+        assert (held_out.num_documents, held_out.num_tokens) == (expected.num_documents, expected.num_tokens)
+        again = pickle.loads(pickle.dumps(held_out))
+        assert again.part == "validation" and np.array_equal(again.doc_hashes, held_out.doc_hashes)
+    # an unsplit tokenization has no validation part, said by name
+    root = run_tokenize(_config(tmp_path, corpus, tokenizer_dir, "unsplit", 2))
+    with pytest.raises(ValueError, match="tokenized without validation_fraction"):
+        ShardedTokenizedCorpus.load(root, part="validation")
+    # a fraction too small for the corpus ends the manifest stage with the remedy, and no manifest
+    config = _config(tmp_path, corpus, tokenizer_dir, "tiny-split", 2, validation_fraction=1e-12)
+    with pytest.raises(Exception, match="put none of the"):
+        run_tokenize(config)
+    assert not (tmp_path / "tiny-split" / MANIFEST_FILE).exists()
+    with pytest.raises(ConfigError, match="validation_fraction must be in"):
+        _config(tmp_path, corpus, tokenizer_dir, "bad", 1, validation_fraction=1.0)
+
+
 def test_a_data_pipeline_run_folder_is_read_in_its_manifest_order(tmp_path, texts, tokenizer, tokenizer_dir):
     run = tmp_path / "run"
     (run / "run.json").parent.mkdir()
