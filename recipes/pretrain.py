@@ -198,9 +198,9 @@ class PretrainParser(TrlParser):
     `PretrainConfig`'s own fields and a few common ones, and says that `--help-all` lists the rest.
     """
 
-    def __init__(self):
+    def __init__(self, prog: str = "recipes/pretrain.py"):
         super().__init__((PretrainDataArguments, PretrainConfig, PretrainModelArguments))
-        self.prog, self.usage, self.description = "recipes/pretrain.py", USAGE, __doc__.split("\n\n")[0]
+        self.prog, self.usage, self.description = prog, USAGE, __doc__.split("\n\n")[0]
         self.add_argument("--config", metavar="CONFIG.yaml", default=argparse.SUPPRESS, help=CONFIG_HELP)
         self.add_argument("--help-all", action=_HelpAllAction, help=HELP_ALL_HELP)
         listed = self._optionals._group_actions  # --help, --config and --help-all first in the full help too
@@ -243,8 +243,8 @@ class PretrainParser(TrlParser):
         return super().format_help()
 
 
-def make_parser() -> PretrainParser:
-    return PretrainParser()
+def make_parser(prog: str = "recipes/pretrain.py") -> PretrainParser:
+    return PretrainParser(prog)
 
 
 CONFIG_HELP = (
@@ -262,16 +262,16 @@ def _take_debug_flag(argv: list[str]) -> tuple[list[str], bool]:
     return argv, False
 
 
-def cli(argv: list[str] | None = None) -> int:
-    """Parse and run; a user error is one message on stderr and exit code 1."""
+def cli(argv: list[str] | None = None, prog: str = "recipes/pretrain.py") -> int:
+    """Parse and run; a user error is one message on stderr (`prog: error: ...`) and exit code 1."""
     argv, debug = _take_debug_flag(list(sys.argv[1:] if argv is None else argv))
     try:
-        data_args, training_args, model_args = make_parser().parse_args_and_config(argv)
+        data_args, training_args, model_args = make_parser(prog).parse_args_and_config(argv)
         main(data_args, training_args, model_args)
     except USER_ERRORS as error:  # the configuration, a path or the data (deepseek_hf.utils: the CLI's convention)
         if debug or debug_requested():
             raise
-        print(f"recipes/pretrain.py: error: {describe_error(error)}\n(--debug shows the traceback)", file=sys.stderr)
+        print(f"{prog}: error: {describe_error(error)}\n(--debug shows the traceback)", file=sys.stderr)
         return 1
     return 0
 

@@ -82,11 +82,17 @@ def test_a_missing_recipe_is_named():
         run_recipe("no_such", ["--config", "tiny/pretrain/config_cpu"])
 
 
-@pytest.mark.parametrize("name", ["sft", "dpo"])
-def test_an_error_names_the_command_that_was_run(name, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "name, config, flag",
+    [
+        ("pretrain", "tiny/pretrain/config_cpu", "--tokenizer_name_or_path"),
+        ("sft", "tiny/sft/stage1", "--model_name_or_path"),
+        ("dpo", "tiny/dpo/config", "--model_name_or_path"),
+    ],
+)
+def test_an_error_names_the_command_that_was_run(name, config, flag, tmp_path, capsys):
     missing = tmp_path / "no_such_model"
-    assert main([name, "--config", f"tiny/{name}/" + ("stage1" if name == "sft" else "config"),
-                 "--model_name_or_path", str(missing), "--output_dir", str(tmp_path / "out")]) == 1  # fmt: skip
+    assert main([name, "--config", config, flag, str(missing), "--output_dir", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"deepseek-hf {name}: error: ") and str(missing) in err, err
 
