@@ -37,7 +37,8 @@ MANIFEST_FORMAT = "deepseek_hf token shards"
 
 
 class ConcatenatedTokens:
-    """Several 1-D token arrays (memory maps) as one: `len()`, `[i]`, and `[start:stop]` -> a numpy array."""
+    """Several 1-D token arrays (memory maps) as one: `len()`, `[i]`, `[start:stop]` and `[positions]` (an integer
+    array) -> a numpy array."""
 
     def __init__(self, parts: list[np.ndarray], dtype: np.dtype):
         self.parts = [part for part in parts if len(part)]
@@ -66,6 +67,17 @@ class ConcatenatedTokens:
                 for i in range(first, last)
             ]
             return np.array(pieces[0]) if len(pieces) == 1 else np.concatenate(pieces)
+        if isinstance(index, np.ndarray) or isinstance(index, list):  # integer positions, gathered part by part
+            positions = np.asarray(index, dtype=np.int64)
+            if positions.size and (positions.min() < -len(self) or positions.max() >= len(self)):
+                raise IndexError(f"token positions out of range for {len(self)} tokens")
+            positions = positions % max(len(self), 1)
+            parts = np.searchsorted(self.starts, positions, side="right") - 1
+            out = np.empty(positions.shape, dtype=self.dtype)
+            for part in np.unique(parts):
+                where = parts == part
+                out[where] = self.parts[part][positions[where] - self.starts[part]]
+            return out
         index = int(index)
         if not -len(self) <= index < len(self):
             raise IndexError(f"token {index} out of range for {len(self)} tokens")

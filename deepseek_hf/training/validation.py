@@ -10,7 +10,8 @@ Decided here once:
   training). The corpus is tokenized once, in one pass, into `train/` and `validation/` parts of one cache folder
   whose key holds the rule and the fraction. With `validation_path` instead, that source is the validation set
   (whole), and training leaves out any document whose text is identical to one of it (counted in the train meta as
-  `excluded_documents`).
+  `excluded_documents`). Token shards (`deepseek-hf data tokenize`) keep no text: they are split by the same rule
+  when tokenized (its `validation_fraction`), and a run on them must ask for the same fraction.
 * **The subset.** At most `max_validation_tokens` predicted tokens are scored: the validation documents are taken
   in the order of their hash (again independent of the corpus order) while the running total stays within the
   bound; whole documents only (the first one is taken even if it alone is larger).
@@ -61,7 +62,7 @@ from .packing import (
     load_documents,
     source_fingerprint,
 )
-from .shards import is_token_shards
+from .shards import ShardedTokenizedCorpus, is_token_shards
 
 __all__ = [
     "SPLIT_RULE",
@@ -99,10 +100,29 @@ def check_validation_settings(data_args, training_args) -> None:
     if data_args.validation_path is not None and not dataset_path_exists(data_args.validation_path):
         raise FileNotFoundError(f"validation_path {data_args.validation_path!r} does not exist")
     if has_validation and data_args.dataset_path and is_token_shards(data_args.dataset_path):
+        _check_shard_split(data_args.dataset_path, data_args.validation_fraction, data_args.validation_path)
+
+
+def _check_shard_split(path: str, fraction: float, validation_path) -> None:
+    """Token shards keep no text, so their split is made when tokenizing (`deepseek-hf data tokenize` with
+    `validation_fraction`): the run must ask for that very fraction."""
+    if validation_path is not None:
         raise ValueError(
-            f"dataset_path {data_args.dataset_path!r} holds token shards (`deepseek-hf data tokenize`), which keep no "
-            "text: the validation split (and leaving validation_path's documents out of training) needs the "
-            "documents. Train on the documents, or set validation_fraction 0 and no validation_path"
+            f"dataset_path {path!r} holds token shards (`deepseek-hf data tokenize`), which keep no text: leaving "
+            "validation_path's documents out of training needs the documents. Tokenize with validation_fraction "
+            "instead (its validation shards are scored), or train on the documents"
+        )
+    tokenized = ShardedTokenizedCorpus.load(path).validation_fraction
+    if tokenized != fraction:
+        remedy = (
+            f"set validation_fraction: {tokenized} (the split the shards hold)"
+            if tokenized
+            else "set validation_fraction 0"
+        )
+        raise ValueError(
+            f"dataset_path {path!r} holds token shards tokenized with validation_fraction {tokenized}, and this run "
+            f"asks for {fraction}; token shards keep no text to split again: {remedy}, or tokenize again with "
+            f"validation_fraction: {fraction} (`deepseek-hf data tokenize`)"
         )
 
 
@@ -136,6 +156,12 @@ def build_pretraining_datasets(
             source, tokenizer, seq_length, cache_dir, text_field=text_field, split=split, batch_size=batch_size
         ), None
     source = os.fspath(source)
+    if is_token_shards(source):  # split when tokenized: its training shards and validation shards
+        _check_shard_split(source, validation_fraction, validation_path)
+        validation_corpus = ShardedTokenizedCorpus.load(source, part="validation")
+        validation_corpus.check_tokenizer(tokenizer)
+        train = build_packed_dataset(source, tokenizer, seq_length, cache_dir)
+        return train, ValidationDataset(validation_corpus, seq_length, max_tokens=max_validation_tokens)
     tokenizer_key = tokenizer_fingerprint(tokenizer)
     base = f"{source_fingerprint(source)}-{tokenizer_key}-{text_field}"
 

@@ -141,6 +141,18 @@ def test_validation_fraction_holds_out_the_documents_of_the_one_process_split(
         assert (held_out.num_documents, held_out.num_tokens) == (expected.num_documents, expected.num_tokens)
         again = pickle.loads(pickle.dumps(held_out))
         assert again.part == "validation" and np.array_equal(again.doc_hashes, held_out.doc_hashes)
+    # the pretraining recipe on the split shards: their training rows, and the one-process validation set
+    shard_train, shard_validation = build_pretraining_datasets(
+        root, tokenizer, SEQ, tmp_path / "unused", validation_fraction=0.2
+    )
+    assert _rows(shard_train) == expected_rows and shard_validation.stats() == validation.stats()
+    assert [shard_validation[i]["labels"].tolist() for i in range(len(shard_validation))] == [
+        validation[i]["labels"].tolist() for i in range(len(validation))
+    ]
+    with pytest.raises(ValueError, match="tokenized with validation_fraction 0.2, and this run asks for 0.1"):
+        build_pretraining_datasets(root, tokenizer, SEQ, tmp_path / "unused", validation_fraction=0.1)
+    with pytest.raises(ValueError, match="leaving validation_path's documents out of training needs the documents"):
+        build_pretraining_datasets(root, tokenizer, SEQ, tmp_path / "unused", validation_path=str(corpus))
     # an unsplit tokenization has no validation part, said by name
     root = run_tokenize(_config(tmp_path, corpus, tokenizer_dir, "unsplit", 2))
     with pytest.raises(ValueError, match="tokenized without validation_fraction"):
@@ -252,8 +264,12 @@ def test_concatenated_tokens_slice_like_one_array():
         for stop in (start + 1, start + 7, start + 25, len(whole) + 5):
             assert np.array_equal(tokens[start:stop], whole[start:stop]), (start, stop)
     assert [tokens[i] for i in (0, 5, 22, -1)] == [whole[i] for i in (0, 5, 22, -1)]
+    positions = rng.integers(-len(whole), len(whole), 40)
+    assert np.array_equal(tokens[positions], whole[positions]) and tokens[positions].dtype == np.uint16
     with pytest.raises(IndexError):
         tokens[len(whole)]
+    with pytest.raises(IndexError):
+        tokens[np.array([0, len(whole)])]
 
 
 def test_contiguous_blocks_keep_the_file_order_and_balance_bytes():
@@ -300,8 +316,9 @@ def test_config_and_input_errors_are_clear(tmp_path, corpus, texts, tokenizer_di
 
 
 def test_pretraining_reads_token_shards_as_its_dataset_path(tmp_path, corpus, tokenizer, tokenizer_dir):
-    """`dataset_path: <tokenize output>`: resolved as it is, packed without tokenizing again, the same rows; the
-    validation split (which needs the documents' text) is refused by name before anything runs."""
+    """`dataset_path: <tokenize output>`: resolved as it is, packed without tokenizing again, the same rows; a
+    validation split the shards were not tokenized with (they keep no text) is refused by name before anything
+    runs."""
     from types import SimpleNamespace
 
     from deepseek_hf.training import load_tokenizer
@@ -318,5 +335,5 @@ def test_pretraining_reads_token_shards_as_its_dataset_path(tmp_path, corpus, to
     with pytest.raises(ValueError, match="another tokenizer"):
         build_packed_dataset(str(root), other, SEQ, tmp_path / "cache")
     data_args = SimpleNamespace(dataset_path=str(root), validation_fraction=0.01, validation_path=None)
-    with pytest.raises(ValueError, match="token shards"):
+    with pytest.raises(ValueError, match="tokenized with validation_fraction 0.0, and this run asks for 0.01"):
         check_validation_settings(data_args, SimpleNamespace(eval_strategy="no"))
