@@ -4,6 +4,7 @@ deepseek-hf data run                                   # the embedded demo -> ou
 deepseek-hf data run --config recipes/tiny/data/config_demo.yaml --output-dir /tmp/run
 deepseek-hf data eval-dedup --input data.jsonl.gz [--text-key paragraphs]
 deepseek-hf data tokenize --config recipes/tiny/tokenize/tokenize_demo.yaml
+deepseek-hf data decontaminate --benchmarks cmmlu,ceval --data ../shared/data --input sft.jsonl --output clean.jsonl
 
 Every flag takes both spellings (`--output-dir` / `--output_dir`). A mistake the user can fix (a bad config value,
 a missing input, a run folder holding another configuration) ends in one message and exit status 1; `--debug`
@@ -27,6 +28,7 @@ commands:
   run          run the dedup / filter / remix pipeline (`--config YAML`; without it: the embedded demo)
   eval-dedup   precision / recall of MinHash near-dedup vs exact Jaccard ground truth on a JSONL file
   tokenize     tokenize a corpus into token shards on the pipeline's executors (`--config YAML`)
+  decontaminate  drop or flag SFT / DPO records sharing long n-grams with benchmark items
 
 --debug (or {debug_env}=1): show the traceback of an error instead of its one-line message.
 """
@@ -214,6 +216,62 @@ def _tokenize(argv: list[str], prog: str) -> int:
     return 0
 
 
+def _decontaminate(argv: list[str], prog: str) -> int:
+    """`deepseek-hf data decontaminate --benchmarks B,.. --data DIR|demo --input FILE --output FILE [...]`."""
+    from deepseek_hf.data.config import DecontaminateConfig, _from_mapping
+    from deepseek_hf.data.decontam import NGramIndex, Thresholds
+    from deepseek_hf.data.decontam.records import decontaminate_file
+
+    defaults = DecontaminateConfig()
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Drop or flag SFT / DPO records that share long n-grams "
+        "with benchmark items (see deepseek_hf/data/README.md, Benchmark decontamination).",
+    )
+    parser.add_argument("--benchmarks", required=True, help="comma-separated, e.g. cmmlu,ceval")
+    parser.add_argument(
+        "--data", help="benchmark folder laid out like shared/data, or 'demo' (default: $DEEPSEEK_HF_EVAL_DATA)"
+    )
+    parser.add_argument("--input", required=True, help="JSONL / JSON file (.gz ok): SFT, DPO or {text} records")
+    parser.add_argument("--output", required=True, help="JSONL file of the kept records (report beside it)")
+    parser.add_argument(
+        "--format",
+        default="auto",
+        help="alpaca, messages, sharegpt, preference, sharegpt_preference, text (default: from the first record)",
+    )
+    parser.add_argument("--mode", default=defaults.mode, help="drop (default) or flag")
+    parser.add_argument("--splits", default=defaults.splits, help="evaluated (default) or all")
+    parser.add_argument("--ngram", type=int, default=defaults.ngram)
+    parser.add_argument(*_flag("min_fraction"), type=float, default=defaults.min_fraction)
+    parser.add_argument(*_flag("min_ngrams"), type=int, default=defaults.min_ngrams)
+    args = parser.parse_args(argv)
+    settings = {
+        "benchmarks": [b.strip() for b in args.benchmarks.split(",") if b.strip()],
+        "data_dir": args.data,
+        **{key: getattr(args, key) for key in ("splits", "ngram", "min_fraction", "min_ngrams", "mode")},
+    }
+    config = _from_mapping(DecontaminateConfig, settings, "arguments")
+    index = NGramIndex.from_benchmarks(config.benchmarks, config.data_dir, config.ngram, config.splits)
+    report = decontaminate_file(
+        args.input,
+        args.output,
+        index,
+        Thresholds(config.min_fraction, config.min_ngrams),
+        config.mode,
+        args.format,
+        dataclasses.asdict(config),
+    )
+    for name, entry in report["benchmarks"].items():
+        print(f"{name}: {entry['items']} items, {entry['items_hit']} hit by {entry['documents_hit']} records")
+    skipped = sum(report["skipped"].values())
+    print(
+        f"{report['records']} records: {report['documents_hit']} contaminated "
+        f"({'dropped' if config.mode == 'drop' else 'flagged'}), {skipped} unusable (not written), "
+        f"{report['written']} written to {args.output}; report: {args.output}.decontamination.md"
+    )
+    return 0
+
+
 def _guarded(command, argv: list[str], prog: str) -> int:
     """Run a command; a user error becomes one message and exit status 1 (`--debug`: the traceback)."""
     from deepseek_hf.data.errors import DataPipelineError
@@ -240,7 +298,7 @@ def main(argv: list[str] | None = None, prog: str = "deepseek-hf data") -> int:
     if not words or words[0] in ("-h", "--help"):
         print(USAGE.format(prog=prog, debug_env=DEBUG_ENV))
         return 0
-    commands = {"run": _run, "eval-dedup": _eval_dedup, "tokenize": _tokenize}
+    commands = {"run": _run, "eval-dedup": _eval_dedup, "tokenize": _tokenize, "decontaminate": _decontaminate}
     if words[0] not in commands:
         print(
             f"{prog}: unknown command {words[0]!r}\n\n{USAGE.format(prog=prog, debug_env=DEBUG_ENV)}", file=sys.stderr

@@ -366,6 +366,49 @@ class RemixConfig:
             raise ConfigError(f"remix.max_repeat must be >= 1, got {self.max_repeat}")
 
 
+@dataclass
+class DecontaminateConfig:
+    """Benchmark decontamination (`deepseek_hf.data.decontam`): documents sharing long n-grams with the items of the
+    chosen benchmarks, read through the evaluation's loaders, are dropped or flagged. Off unless `benchmarks` is set.
+
+    The paper (section 4) names the sets (C-Eval val, CMMLU test) but not the n-gram length nor the threshold
+    (unstated); the defaults and their measurements are in `deepseek_hf/data/README.md`.
+    """
+
+    benchmarks: list[str] = field(default_factory=list)
+    """Benchmarks of `deepseek_hf.eval.benchmarks` (cmmlu, ceval, mmlu, arc, ...); all their tasks' subjects."""
+    data_dir: str | None = None
+    """Benchmark folder laid out like shared/data, or `demo` (the shipped samples); None: $DEEPSEEK_HF_EVAL_DATA."""
+    splits: Literal["evaluated", "all"] = "evaluated"
+    """`evaluated`: the split each task scores (CMMLU test, C-Eval val, ...); `all`: its few-shot split too."""
+    ngram: int = 10
+    """Units per n-gram (a CJK character or a word is a unit)."""
+    min_fraction: float = 0.5
+    """A document hits an item holding at least this fraction of the item's distinct n-grams ..."""
+    min_ngrams: int = 1
+    """... and at least this many of them."""
+    mode: Literal["drop", "flag"] = "drop"
+    """`drop`: contaminated documents go to excluded/decontaminate/; `flag`: kept, ids in metadata.contamination."""
+    max_listed_documents: int = 100
+    """The report lists at most this many documents per item (and counts them all)."""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.benchmarks)
+
+    def __post_init__(self):
+        _check_choice("decontaminate.splits", self.splits, ("evaluated", "all"))
+        _check_choice("decontaminate.mode", self.mode, ("drop", "flag"))
+        if self.ngram < 1 or self.min_ngrams < 1 or self.max_listed_documents < 0:
+            raise ConfigError("decontaminate.ngram and min_ngrams must be >= 1, max_listed_documents >= 0")
+        if not 0.0 < self.min_fraction <= 1.0:
+            raise ConfigError(f"decontaminate.min_fraction must be in (0, 1], got {self.min_fraction}")
+        if self.benchmarks:
+            from deepseek_hf.data.decontam.items import check_benchmark_names  # imports the eval loaders
+
+            check_benchmark_names(self.benchmarks)
+
+
 # Neutral defaults for any corpus: language-independent filters at the literature's thresholds (datatrove's C4
 # without its English-only line rules; Gopher repetition and quality rules with CJK-aware units); no language
 # restriction (add `language: {languages: [...]}` to keep some only); each value holds keyword arguments of the
@@ -396,7 +439,8 @@ DEMO_CONFIG = {
 
 @dataclass
 class DataPipelineConfig:
-    """The whole pipeline: inputs -> ingest -> dedup (document, then line level) -> filters -> remix -> output."""
+    """The whole pipeline: inputs -> ingest -> dedup (document, then line level) -> filters -> decontaminate -> remix
+    -> output."""
 
     output_dir: str = field(default="", metadata={"help": "Run folder (output/, report.*, ...); required."})
     inputs: list[dict] = field(default_factory=list, metadata={"help": "Input files (YAML list); required."})
@@ -409,6 +453,9 @@ class DataPipelineConfig:
         metadata={"help": "Filters to run, in order: name -> step keyword arguments (null disables)."},
     )
     remix: dict = field(default_factory=dict, metadata={"help": "Remix section (default: off)."})
+    decontaminate: dict = field(
+        default_factory=dict, metadata={"help": "Benchmark decontamination section (default: off)."}
+    )
     keep_intermediate: bool = field(
         default=False, metadata={"help": "Keep the intermediate document copies under work/ after success."}
     )
@@ -424,6 +471,7 @@ class DataPipelineConfig:
         self.dedup = _from_mapping(DedupConfig, self.dedup, "dedup")
         self.line_dedup = _from_mapping(LineDedupConfig, self.line_dedup, "line_dedup")
         self.remix = _from_mapping(RemixConfig, self.remix, "remix")
+        self.decontaminate = _from_mapping(DecontaminateConfig, self.decontaminate, "decontaminate")
         from deepseek_hf.data.filters import check_filter_specs  # filters import datatrove; keep config light
 
         self.filters = check_filter_specs(self.filters)
@@ -459,5 +507,7 @@ def result_settings(config: dict) -> dict:
     """The settings of a config dict that change the result: not where / how it runs, nor `overwrite`, but the
     number of tasks (datatrove's resumable tasks depend on the sharding)."""
     data = {k: v for k, v in config.items() if k not in ("overwrite", "keep_intermediate", "executor")}
+    if not (data.get("decontaminate") or {}).get("benchmarks"):
+        data.pop("decontaminate", None)  # off: runs of the versions without the section keep their fingerprint
     data["executor"] = {"tasks": (config.get("executor") or {}).get("tasks")}
     return data

@@ -10,9 +10,17 @@ Stages (each a list of datatrove steps, run with `tasks` tasks; `work/` holds wh
 | `dedup_clusters`   | 1                 | DedupClusters (each distinct pair verified once, kept doc per cluster)  |
 | `dedup_filter`     | tasks             | work/ingest -> DocDedupFilter -> LineDedupSignature -> work/deduped     |
 | `line_dedup_find`  | finder_workers    | LineDedupFinder                                                         |
-| `filter`           | tasks             | work/deduped -> LineDedupFilter -> filters... -> work/filtered          |
+| `filter`           | tasks             | work/deduped -> LineDedupFilter -> filters... [-> decontamination]      |
+|                    |                   | -> work/filtered                                                        |
 | `remix`            | tasks             | work/filtered -> DomainRemixer -> work/final                            |
-| `finalize`         | 1                 | report.{md,json,png}; work/final -> output/ + output/_COMPLETE.json     |
+| `finalize`         | 1                 | [decontamination.{md,json}]; report.{md,json,png};                      |
+|                    |                   | work/final -> output/ + output/_COMPLETE.json                           |
+
+Decontamination (a `decontaminate:` section with benchmarks) is the last step of `filter`: after dedup and the
+filters, so it scans only documents that would otherwise be trained on and its report names no document that another
+step removed anyway; before remix, so an up-sampled copy is never reported twice and remixing plans on what is left.
+Its n-gram index is built once, by the driver, before any stage runs (`work/decontam/index/`): a missing benchmark
+folder or a bad item is one error up front, not a failed task.
 
 Every dropping step writes what it drops to `excluded/<step>/`; a `Ledger` after each step counts documents and
 characters per dump and source for the report. The executor (local / Ray / Slurm) is chosen here from the config
@@ -39,6 +47,9 @@ from datatrove.utils.logging import logger
 from deepseek_hf.data import lifetime
 from deepseek_hf.data.boilerplate import LineDedupFilter, LineDedupFinder, LineDedupSignature
 from deepseek_hf.data.config import DataPipelineConfig, result_settings
+from deepseek_hf.data.decontam import DecontaminationFilter, DecontaminationReport, NGramIndex, Thresholds
+from deepseek_hf.data.decontam.steps import REPORT_FILES as DECONT_REPORT_FILES
+from deepseek_hf.data.decontam.steps import flagged_output_record
 from deepseek_hf.data.dedup import DedupBuckets, DedupClusters, DedupSignature, DocDedupFilter, minhash_config
 from deepseek_hf.data.errors import RunFolderError, StageFailedError
 from deepseek_hf.data.filters import InputValidator, build_filter
@@ -49,7 +60,7 @@ from deepseek_hf.data.remix import DomainRemixer
 
 RUN_FILE = "run.json"
 RUN_SUBDIRS = ("logs", "work", "excluded", "output")
-RUN_FILES = ("report.md", "report.json", "report.png", RUN_FILE)
+RUN_FILES = ("report.md", "report.json", "report.png", *DECONT_REPORT_FILES, RUN_FILE)
 
 
 @dataclass
@@ -109,6 +120,8 @@ class Finalize(PipelineStep):
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         from deepseek_hf.data.report import build_report, write_report
 
+        for _ in data or ():  # runs the steps before this one (the decontamination report) to their end
+            pass
         layout = RunLayout(self.root)
         report = build_report(layout, self.stage_names, self.config)
         write_report(report, self.root)
@@ -178,6 +191,19 @@ def build_stages(config: DataPipelineConfig) -> list[Stage]:
         ]
     for name, kwargs in config.filters.items():
         steps += [build_filter(name, kwargs, excluded(name)), Ledger(name)]
+    dc = config.decontaminate
+    final_record = output_record
+    if dc.active:
+        thresholds = Thresholds(dc.min_fraction, dc.min_ngrams)
+        decont = DecontaminationFilter(
+            f"{layout.work}/decontam/index",
+            thresholds,
+            dc.mode,
+            f"{layout.work}/decontam/hits",
+            excluded("decontaminate"),
+        )
+        steps += [decont, Ledger("decontaminate")]
+        final_record = flagged_output_record if dc.mode == "flag" else output_record
     if not steps:
         steps = [Ledger("filters")]
     last_checkpoint = steps[-1].checkpoint
@@ -191,17 +217,22 @@ def build_stages(config: DataPipelineConfig) -> list[Stage]:
                     _reader(f"{layout.work}/filtered"),
                     remixer,
                     Ledger("remix"),
-                    _writer(f"{layout.work}/final", output_record),
+                    _writer(f"{layout.work}/final", final_record),
                 ],
                 tasks,
             )
         )
     else:
         stages.append(
-            Stage("filter", [_reader(current), *steps, _writer(f"{layout.work}/final", output_record)], tasks)
+            Stage("filter", [_reader(current), *steps, _writer(f"{layout.work}/final", final_record)], tasks)
         )
     names = [s.name for s in stages]
-    stages.append(Stage("finalize", [Finalize(layout.root, names, config.to_dict(), config.keep_intermediate)], 1))
+    last = [Finalize(layout.root, names, config.to_dict(), config.keep_intermediate)]
+    if dc.active:
+        settings = dict(config.to_dict()["decontaminate"])
+        work = f"{layout.work}/decontam"
+        last.insert(0, DecontaminationReport(layout.root, f"{work}/index", f"{work}/hits", settings))
+    stages.append(Stage("finalize", last, 1))
     return stages
 
 
@@ -334,6 +365,11 @@ def run_pipeline(config: DataPipelineConfig) -> str:
     if prepare_run_folder(config):
         logger.info(f"{root}: this configuration already ran to completion; nothing to do (set overwrite to redo)")
         return root
+    dc = config.decontaminate
+    if dc.active:  # built here, once: a missing benchmark folder is one error before any stage runs
+        index = NGramIndex.from_benchmarks(dc.benchmarks, dc.data_dir, dc.ngram, dc.splits)
+        index.save(f"{root}/work/decontam/index")
+        logger.info(f"decontamination index: {len(index.items)} items of {', '.join(dc.benchmarks)}")
     return run_stages(config, build_stages(config), ["deepseek_hf.data.pipeline"], f"{root}/output")
 
 
