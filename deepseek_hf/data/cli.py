@@ -208,9 +208,16 @@ def _tokenize(argv: list[str], prog: str) -> int:
         return 0
     with open(os.path.join(root, MANIFEST_FILE), encoding="utf-8") as f:
         manifest = json.load(f)
+    held_out = manifest.get("validation")
+    validation = (
+        f"; held out for validation (fraction {manifest['validation_fraction']}): {held_out['num_documents']} "
+        f"documents, {held_out['num_tokens']} tokens"
+        if held_out
+        else ""
+    )
     print(
         f"token shards: {root}  ({manifest['num_documents']} documents, {manifest['num_tokens']} tokens, "
-        f"{len(manifest['shards'])} shards; skipped: {manifest['skipped_empty']} empty, "
+        f"{len(manifest['shards'])} shards{validation}; skipped: {manifest['skipped_empty']} empty, "
         f"{manifest['bad_records_total']} bad records {manifest['bad_records']})"
     )
     return 0
