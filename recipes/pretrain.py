@@ -16,6 +16,10 @@ The paper's 7B run (DeepSpeed ZeRO-1, as the paper):
 Continue from the end of stage 1 with a larger token budget:
     python recipes/pretrain.py --config ... --resume_from_checkpoint OUT/stage1-checkpoint-N --max_tokens 4e12
 
+Annealed instruction data (paper section 5.1): `anneal_sources` add corpora from a token fraction on (default: the
+LR schedule's last stage), each with its share of the rows; the mixture seen per LR stage goes to data_mixture.json:
+    python recipes/pretrain.py --config recipes/tiny/pretrain/config_anneal.yaml
+
 Validation: `validation_fraction: 0.01` holds out the documents whose text hash falls in the lowest 1% (or give
 `validation_path`); `eval_loss` and `eval_bits_per_byte` are logged every `eval_steps` (`eval_strategy: steps`) and
 computed at the end, and `all_results.json` (written last) holds them with `eval_tokens`, `eval_bytes`,
@@ -50,6 +54,8 @@ from deepseek_hf.training import (
     check_validation_settings,
     dataset_path_exists,
     load_tokenizer,
+    parse_anneal_sources,
+    plan_anneal,
     resolve_dataset_path,
     resolve_training_plan,
 )
@@ -115,6 +121,7 @@ def main(data_args, training_args, model_args) -> dict:
         steps_done=progress.global_step if progress else 0,
     )
     check_schedule(training_args, plan)
+    plan_anneal(parse_anneal_sources(data_args.anneal_sources), plan, training_args)  # entry points of added data
     check_validation_settings(data_args, training_args)
     validation_path = resolve_dataset_path(data_args.validation_path) if data_args.validation_path else None
     if training_args.restart_optimizer and progress is None:
@@ -140,6 +147,8 @@ def main(data_args, training_args, model_args) -> dict:
             validation_fraction=data_args.validation_fraction,
             validation_path=validation_path,
             max_validation_tokens=data_args.max_validation_tokens,
+            anneal_sources=data_args.anneal_sources,
+            anneal_seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
         )
     logger.info("Packed data from %s: %s", dataset_path, train_dataset.stats())
     if eval_dataset is not None:
@@ -171,6 +180,8 @@ def main(data_args, training_args, model_args) -> dict:
     trainer.save_model(training_args.output_dir)
     logger.info("Model saved to %s", training_args.output_dir)
     metrics.update(dataset=dataset_path, validation=eval_dataset.stats() if eval_dataset else None, notes=notes)
+    if trainer.data_mixture is not None:  # anneal_sources: the mixture seen per LR stage (also data_mixture.json)
+        metrics["data_mixture"] = trainer.data_mixture
     trainer.save_metrics("train", metrics, combined=False)
     if eval_metrics:
         trainer.save_metrics("eval", eval_metrics, combined=False)

@@ -4,6 +4,7 @@
 * `build_packed_dataset` / `PackedDataset`: documents tokenized once and packed into fixed-length rows;
 * `build_pretraining_datasets` / `ValidationDataset` / `score_validation`: a held-out split by text hash, and its
   validation loss and bits-per-byte;
+* `AnnealedDataset` / `parse_anneal_sources`: data sources annealed into the last part of the run (`anneal_sources`);
 * `get_token_scheduler`: the multi-step (and cosine) LR schedule, stepped by tokens;
 * `resolve_training_plan`: batch size, LR and length from explicit values or the scaling laws;
 * `PretrainTrainer`: the `Trainer` that ties them together, with atomic checkpoints and checked resumes
@@ -23,6 +24,12 @@ _EXPORTS = {
     "PretrainDataArguments": "args",
     "PretrainModelArguments": "args",
     "PackedDataset": "packing",
+    "AnnealSource": "annealing",
+    "AnnealedDataset": "annealing",
+    "AnnealedMixtureCallback": "annealing",
+    "parse_anneal_sources": "annealing",
+    "plan_anneal": "annealing",
+    "render_conversation": "annealing",
     "TokenizedCorpus": "corpus",
     "ShardedTokenizedCorpus": "shards",
     "build_packed_dataset": "packing",

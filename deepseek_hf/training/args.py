@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
+from .annealing import parse_anneal_sources
 from .schedules import PAPER_WARMUP_STEPS, SCHEDULES
 
 __all__ = ["PretrainDataArguments", "PretrainModelArguments", "PretrainConfig"]
@@ -74,6 +75,18 @@ class PretrainDataArguments:
             "training leaves out its documents where the corpus has them too."
         },
     )
+    # Typed `list[str]` for the command line (each a JSON object); the YAML gives mappings, kept as given (parsed by
+    # deepseek_hf.training.annealing.parse_anneal_sources, checked here).
+    anneal_sources: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Data annealed into the end of pretraining (paper section 5.1): a list of {path, share, "
+            "start_fraction, format, text_field, name}. Each source has `share` of the rows from `start_fraction` "
+            "of the token budget on (null: where the LR schedule's last stage starts, 0.9 of the multi-step "
+            "default); format: text (documents, as dataset_path) or alpaca / messages / sharegpt / auto "
+            "(instruction data, rendered as `User: ...\\n\\nAssistant: ...` documents). The shares sum to < 1."
+        },
+    )
     max_validation_tokens: int = field(
         default=2**20,
         metadata={
@@ -92,6 +105,7 @@ class PretrainDataArguments:
             )
         if self.max_validation_tokens <= 0:
             raise ValueError(f"max_validation_tokens must be positive, got {self.max_validation_tokens}")
+        parse_anneal_sources(self.anneal_sources)  # a bad entry fails at parse time, naming the key or value
 
 
 @dataclass

@@ -22,6 +22,10 @@ What it adds to `transformers.Trainer` (5.24):
   then (after a barrier) the saving process renames it to `checkpoint-N`; old checkpoints are deleted by renaming
   them out of the `checkpoint-*` namespace first. The final model is written file by file with the same
   write-then-rename rule.
+* **Annealed data.** With an `AnnealedDataset` (`anneal_sources`, `deepseek_hf.training.annealing`) the order of
+  the rows lives in the dataset: it is laid out from the plan (and, on a resume, the checkpoint's layout), read with
+  a sequential sampler, and the mixture seen per LR stage goes to `<output_dir>/data_mixture.json`
+  (`data_mixture`).
 * **Checked resumes.** Before a resumed run takes a step, `check_resumable` makes sure the checkpoint holds all
   that an exact continuation needs: weights, optimizer, scheduler, RNG and trainer state, and the tokens seen.
   transformers would otherwise start a checkpoint without `optimizer.pt` with a fresh optimizer *and* a fresh LR
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.data import SequentialSampler
 from transformers import Trainer, default_data_collator
 from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME, TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, sort_checkpoints, speed_metrics
@@ -49,6 +54,7 @@ from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGH
 
 from deepseek_hf.scaling import model_flops_per_token
 
+from .annealing import MIXTURE_FILE, AnnealedDataset, AnnealedMixtureCallback, describe_plan
 from .args import PretrainConfig
 from .callbacks import LossCurveCallback, SchedulePhaseCallback, Stage1CheckpointCallback
 from .plan import TrainingPlan, resolve_training_plan
@@ -278,6 +284,10 @@ class PretrainTrainer(AtomicSavesMixin, Trainer):
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if add_default_callbacks:
             callbacks += [SchedulePhaseCallback(), Stage1CheckpointCallback(), LossCurveCallback()]
+        if isinstance(train_dataset, AnnealedDataset):
+            train_dataset.lay_out(self.plan, args)  # bad entry points fail now, before any step
+            callbacks.append(AnnealedMixtureCallback())  # needed for exact resumes: not a default to leave out
+        self.data_mixture: dict | None = None  # the annealed mixture seen (`data_mixture.json`), after train()
         kwargs.setdefault("data_collator", default_data_collator)  # rows are packed: stack them, never pad
         self.optimizer_restarted_at: int | None = None  # the step of a `restart_optimizer` resume
         self._last_evaluation: tuple[int, dict] | None = None  # (global step, metrics) of the latest evaluate()
@@ -333,7 +343,67 @@ class PretrainTrainer(AtomicSavesMixin, Trainer):
         if self.args.should_save:
             os.makedirs(self.args.output_dir, exist_ok=True)
             _write_atomic(os.path.join(self.args.output_dir, PLAN_FILE), self.plan.to_json())
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        annealed = isinstance(self.train_dataset, AnnealedDataset)
+        if annealed:
+            self._lay_out_annealing(resume_from_checkpoint)
+        elif resume_from_checkpoint and AnnealedMixtureCallback.__name__ in (
+            (_trainer_state(Path(resume_from_checkpoint)) or {}).get("stateful_callbacks") or {}
+        ):
+            logger.warning(
+                "%s was trained with anneal_sources and this run has none: it continues on the main corpus alone, "
+                "in the Trainer's order",
+                resume_from_checkpoint,
+            )
+        result = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        if annealed:
+            self._report_mixture()
+        return result
+
+    def _mixture_callback(self) -> AnnealedMixtureCallback:
+        return next(cb for cb in self.callback_handler.callbacks if isinstance(cb, AnnealedMixtureCallback))
+
+    def _lay_out_annealing(self, checkpoint: str | None) -> None:
+        """The annealed layout of this plan; a resume keeps the checkpoint's layout (and tally) up to its step."""
+        callback, previous, step = self._mixture_callback(), None, 0
+        if checkpoint:
+            state = _trainer_state(Path(checkpoint)) or {}
+            previous = callback.restore((state.get("stateful_callbacks") or {}).get(type(callback).__name__))
+            step = int(state.get("global_step", 0))
+            if previous is None and step:
+                logger.warning(
+                    "%s holds no annealed-data layout (saved by a run without anneal_sources): its %d steps read "
+                    "the main corpus in the Trainer's order; from here on the annealed order is used, so some main "
+                    "rows of this pass may be read again",
+                    checkpoint,
+                    step,
+                )
+        else:
+            callback.restore(None)
+        self.train_dataset.lay_out(self.plan, self.args, resume_step=step, previous=previous)
+        logger.info("Annealed data (the rest of the rows: the main corpus):\n%s", describe_plan(self.train_dataset))
+
+    def _report_mixture(self) -> None:
+        """The mixture seen, per LR stage: logged, kept in `data_mixture`, written to `data_mixture.json`."""
+        report = self._mixture_callback().report(self.train_dataset, self.state.global_step)
+        self.data_mixture = report
+        for stage, shares in report["share_by_stage"].items():
+            tokens = report["tokens_by_stage"][stage]
+            logger.info(
+                "Mixture seen in %s: %s",
+                stage,
+                ", ".join(f"{name} {tokens[name]:,} tokens ({share:.1%})" for name, share in shares.items()),
+            )
+        for name, passes in report["passes"].items():
+            if passes > 1:
+                logger.warning("%s was read %d times: re-cycled in a fresh seeded order each time", name, passes)
+        if self.args.should_save:
+            _write_atomic(os.path.join(self.args.output_dir, MIXTURE_FILE), json.dumps(report, indent=2))
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if isinstance(dataset, AnnealedDataset):  # the order lives in the dataset; step t reads [t*G, (t+1)*G)
+            return SequentialSampler(dataset)
+        return super()._get_train_sampler(train_dataset)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         if checkpoint is None or not self.args.restart_optimizer:

@@ -51,6 +51,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..utils import batched
+from .annealing import AnnealedDataset, build_anneal_datasets, parse_anneal_sources
 from .corpus import META_FILE, TokenizedCorpus, tokenize_split_corpus, tokenizer_fingerprint
 from .packing import (
     IGNORE_INDEX,
@@ -141,14 +142,42 @@ def build_pretraining_datasets(
     validation_path: str | os.PathLike | None = None,
     max_validation_tokens: int | None = None,
     batch_size: int = 1000,
-) -> tuple[PackedDataset, ValidationDataset | None]:
+    anneal_sources: list | None = None,
+    anneal_seed: int = 0,
+) -> tuple[PackedDataset | AnnealedDataset, ValidationDataset | None]:
     """The packed training rows of `source` and the validation set (None without a fraction or path).
+
+    With `anneal_sources` (`deepseek_hf.training.annealing`: parsed `AnnealSource`s or their mappings), the
+    training rows are an `AnnealedDataset` of the corpus and the added sources (validation: the corpus's only).
 
     Without validation this is `build_packed_dataset` (the same cache). With `validation_fraction`, `source` is
     split by `document_hash` (module docstring); with `validation_path`, that source is the validation set and its
     documents are left out of training. Both are cached under `cache_dir`, keyed by sources, tokenizer, text field
     and split rule; `max_validation_tokens` only selects from the cache.
     """
+    train, validation = _build_main_datasets(
+        source,
+        tokenizer,
+        seq_length,
+        cache_dir,
+        text_field=text_field,
+        split=split,
+        validation_fraction=validation_fraction,
+        validation_path=validation_path,
+        max_validation_tokens=max_validation_tokens,
+        batch_size=batch_size,
+    )
+    if anneal_sources:
+        sources = parse_anneal_sources(anneal_sources)
+        added = build_anneal_datasets(sources, tokenizer, seq_length, cache_dir, split=split)
+        train = AnnealedDataset(train, sources, added, seed=anneal_seed, main_path=os.fspath(source))
+    return train, validation
+
+
+def _build_main_datasets(
+    source, tokenizer, seq_length, cache_dir, *, text_field, split, validation_fraction, validation_path,
+    max_validation_tokens, batch_size,
+) -> tuple[PackedDataset, ValidationDataset | None]:  # fmt: skip
     if validation_fraction and validation_path is not None:
         raise ValueError("give validation_fraction or validation_path, not both")
     if not validation_fraction and validation_path is None:
