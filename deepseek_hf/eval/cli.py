@@ -3,7 +3,9 @@
 deepseek-hf eval run outputs/demo/pretrain --tasks deepseek_arc_easy,deepseek_hellaswag --data demo --limit 50
 deepseek-hf eval run deepseek-ai/deepseek-llm-7b-base --tasks deepseek_ppl --device cuda --output-dir eval/7b
 deepseek-hf eval run CKPT --tasks cmmlu --data ../shared/data      # lm-eval's built-in cmmlu on local CSVs
+deepseek-hf eval run outputs/demo/sft-stage2 --data demo --apply-chat-template --system-instruction "Be brief."
 deepseek-hf eval table eval/7b/results.json                        # the Markdown table again
+deepseek-hf eval compare eval/base eval/chat eval/chat-system      # runs side by side, with their settings
 deepseek-hf eval repetition --model outputs/demo/sft --prompts demo   # the repetition ratio (greedy, chat template)
 deepseek-hf eval tasks                                             # the deepseek_* tasks and groups
 
@@ -11,11 +13,15 @@ deepseek-hf eval tasks                                             # the deepsee
 the same log-likelihoods as `--scorer hf`, far less work) and the data folder named (`--data`, else
 $DEEPSEEK_HF_EVAL_DATA, else the Hub). It writes lm-eval's results as `results.json`, the per-document samples as
 `samples_<task>.jsonl` (with --log-samples) and `results.md` (ours beside the published 7B / 67B scores), all at once.
+A chat model is scored through its tokenizer's chat template with --apply-chat-template (lm-eval's; optionally
+--system-instruction and --fewshot-as-multiturn), recorded in results.json as lm-eval's own results files record it;
+`compare` reads those settings back.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -31,7 +37,7 @@ DEMO_DATA = "demo"  # `--data demo`: the small benchmark samples shipped with th
 def build_parser(prog: str = "deepseek-hf eval") -> argparse.ArgumentParser:
     parser = ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,repetition,table,tasks}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,compare,repetition,table,tasks}")
 
     run = commands.add_parser("run", help="evaluate a checkpoint (a folder or a Hub id) with lm-eval")
     run.add_argument("model", help="checkpoint folder or Hub id (lm-eval's pretrained=)")
@@ -50,10 +56,31 @@ def build_parser(prog: str = "deepseek-hf eval") -> argparse.ArgumentParser:
     run.add_argument("--model-args", default="", help="more model_args, k=v,k=v (e.g. revision=...)")
     run.add_argument("--log-samples", action="store_true", help="also write per-document samples")
     run.add_argument("--label", default="ours", help="column name of our scores in results.md")
+    chat = run.add_argument_group("chat models (lm-eval's chat-format contexts; deepseek_hf/eval/chat.py)")
+    chat.add_argument(
+        "--apply-chat-template",
+        action="store_true",
+        help="render every context with the tokenizer's chat template (an error if it has none)",
+    )
+    chat.add_argument("--system-instruction", help="a system prompt before every context")
+    chat.add_argument(
+        "--fewshot-as-multiturn",
+        action="store_true",
+        help="few-shot examples as earlier user / assistant turns (needs --apply-chat-template)",
+    )
 
     table = commands.add_parser("table", help="print the Markdown table of a results.json")
     table.add_argument("results", help="results.json written by `deepseek-hf eval run` (or lm-eval's results_*.json)")
     table.add_argument("--label", default="ours", help="column name of our scores")
+
+    compare = commands.add_parser(
+        "compare",
+        help="one Markdown table of several runs (e.g. base / chat / chat+system) with the settings of each",
+    )
+    compare.add_argument("runs", nargs="+", help="output folders of `deepseek-hf eval run`, or results JSON files")
+    compare.add_argument(
+        "--labels", help="comma-separated column names, one per run (default: base / chat / chat+system, by settings)"
+    )
 
     commands.add_parser("tasks", help="list the deepseek_* tasks and groups")
 
@@ -83,10 +110,12 @@ def main(argv: list[str] | None = None, prog: str = "deepseek-hf eval") -> int:
             return run(args)
         if args.command == "repetition":
             return run_repetition(args)
+        if args.command == "compare":
+            return compare(args)
         if args.command == "table":
             from .report import markdown_table
 
-            print(markdown_table(json.loads(Path(args.results).read_text(encoding="utf-8")), label=args.label))
+            print(markdown_table(read_results(args.results), label=args.label))
             return 0
         return list_tasks()
     except USER_ERRORS as error:
@@ -112,6 +141,7 @@ def resolve_data_dir(data: str | None) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import lm_eval
     import torch
+    from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
     from lm_eval.utils import handle_non_serializable, simple_parse_args_string
 
@@ -122,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     from .builtin_local import builtin_overrides
     from .report import markdown_table
 
+    if args.fewshot_as_multiturn and not args.apply_chat_template:
+        raise ValueError("--fewshot-as-multiturn needs --apply-chat-template (turns exist only in the chat format)")
     data_dir = resolve_data_dir(args.data)
     if data_dir is not None:
         os.environ["DEEPSEEK_HF_EVAL_DATA"] = data_dir
@@ -139,8 +171,13 @@ def run(args: argparse.Namespace) -> int:
         include = [task_dir(), *builtin_overrides(tasks, data_dir, Path(scratch))]
         # what simple_evaluate passes to the tasks when it builds the TaskManager itself (tokenizer for acc_tokens)
         metadata = simple_parse_args_string(model_args)
+        if args.apply_chat_template:
+            from .chat import require_chat_template
+
+            require_chat_template(metadata)
         task_manager = TaskManager(include_path=include, metadata=metadata)
         check_task_names(tasks, task_manager)
+        tracker = EvaluationTracker()  # records the chat settings as lm-eval's own results files do
         results = lm_eval.simple_evaluate(
             model=args.scorer,
             model_args=model_args,
@@ -151,9 +188,15 @@ def run(args: argparse.Namespace) -> int:
             device=device,
             limit=limit,
             log_samples=args.log_samples,
+            evaluation_tracker=tracker,
+            apply_chat_template=args.apply_chat_template,
+            system_instruction=args.system_instruction,
+            fewshot_as_multiturn=args.fewshot_as_multiturn,
         )
     if results is None:  # a non-zero rank under accelerate: rank 0 writes
         return 0
+    tracker.general_config_tracker.log_end_time()
+    results.update(dataclasses.asdict(tracker.general_config_tracker))
     samples = results.pop("samples", None) or {}
     try:
         table = markdown_table(results, label=args.label)
@@ -191,6 +234,36 @@ def run_repetition(args: argparse.Namespace) -> int:
     if args.output:
         print(f"wrote {args.output}")
     return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    from .report import comparison_table, default_label, run_settings
+
+    runs = [(path, read_results(path)) for path in args.runs]
+    if args.labels is not None:
+        labels = [label.strip() for label in args.labels.split(",")]
+        if len(labels) != len(runs):
+            raise ValueError(f"--labels names {len(labels)} columns for {len(runs)} runs")
+    else:
+        labels = [default_label(run_settings(results)) for _, results in runs]
+        if len(set(labels)) < len(labels):  # two runs of the same kind: their folder names tell them apart
+            labels = [Path(path).name if Path(path).is_dir() else Path(path).stem for path, _ in runs]
+    print(comparison_table(list(zip(labels, (results for _, results in runs)))), end="")
+    return 0
+
+
+def read_results(path: str) -> dict:
+    """A run's results: `PATH/results.json` for a folder of `deepseek-hf eval run`, else the JSON file itself."""
+    file = Path(path) / "results.json" if Path(path).is_dir() else Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: no results.json (give an output folder of `deepseek-hf eval run` or a file)")
+    try:
+        results = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{file}: not JSON ({error})") from None
+    if not isinstance(results, dict) or "results" not in results:
+        raise ValueError(f"{file}: not lm-eval results (no 'results' section)")
+    return results
 
 
 def check_task_names(tasks: list[str], task_manager) -> None:

@@ -13,6 +13,10 @@ best option wins, length-normalized for most benchmarks and with unconditional n
 
 Tasks select it with `class: !function deepseek_hf.eval.task.PerplexityMultipleChoiceTask`; `metadata.headline_metric`
 names the metric the paper reports for the task.
+
+Chat-format runs (lm-eval's `apply_chat_template`) keep the template's own text between its generation prompt and the
+answer in every continuation, and score `acc_uncond` after the answer prompt rendered as a chat turn: `chat.py` says
+why.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
+from .chat import answer_delimiter, unconditional_context
 from .metrics import TOKEN_NORMALIZED, UNCONDITIONAL
 
 DEFAULT_ANSWER_PROMPT = "Answer:"
@@ -52,13 +57,26 @@ class PerplexityMultipleChoiceTask(ConfigurableTask):
         self._option_tokens: dict[int, list[int]] = {}  # doc_id -> token count of each option
         self._doc_id: int | None = None
         self._context_length: tuple[str | None, int] = (None, 0)
+        self._system_instruction: str | None = None  # of the run building requests (`fewshot_context` sees it)
+        self._chat_delimiter: tuple[object, str | None] | None = None  # (chat template callable, its delimiter)
 
     # ------------------------------------------------------------------------------------------------------------
     # Requests: lm-eval's (conditional + BOS-only), then the answer-prompt ones
     # ------------------------------------------------------------------------------------------------------------
+    def fewshot_context(self, doc: dict, num_fewshot: int, **kwargs) -> str | list[str]:
+        """lm-eval's context; remembers the run's system instruction for the chat-format unconditional context."""
+        self._system_instruction = kwargs.get("system_instruction")
+        return super().fewshot_context(doc, num_fewshot=num_fewshot, **kwargs)
+
     def construct_requests(self, doc: dict, ctx: str | list[str], **kwargs) -> list[Instance]:
         doc_id = kwargs["metadata"][1]
+        chat_template = kwargs.get("chat_template") if kwargs.get("apply_chat_template") else None
         requests = super().construct_requests(doc, ctx, **kwargs)
+        if chat_template is not None and not self.config.gen_prefix:
+            delimiter = self._answer_delimiter(chat_template)
+            for request in requests:  # lm-eval's chat-mode continuation is the bare option (or target)
+                context, continuation, *rest = request.arguments
+                request.arguments = (context, delimiter + continuation, *rest)
         continuations = [request.arguments[1] for request in requests[: self._num_options(doc)]]
         if TOKEN_NORMALIZED in self._metric_fn_list:
             contexts = ctx if self.multiple_input else [ctx] * len(continuations)
@@ -68,11 +86,16 @@ class PerplexityMultipleChoiceTask(ConfigurableTask):
             ]
         if UNCONDITIONAL in self._metric_fn_list:
             template = requests[0]
+            context = self.answer_prompt
+            if chat_template is not None:
+                context = unconditional_context(
+                    chat_template, self.answer_prompt, self._system_instruction, self.doc_to_prefix(doc)
+                )
             requests += [
                 Instance(
                     request_type="loglikelihood",
                     doc=doc,
-                    arguments=(self.answer_prompt, continuation),
+                    arguments=(context, continuation),
                     idx=len(requests) + index,
                     metadata=template.metadata,
                 )
@@ -119,6 +142,12 @@ class PerplexityMultipleChoiceTask(ConfigurableTask):
     # ------------------------------------------------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------------------------------------------------
+    def _answer_delimiter(self, chat_template) -> str:
+        """`chat.answer_delimiter` of this run's template, worked out once ("" where the template has none)."""
+        if self._chat_delimiter is None or self._chat_delimiter[0] != chat_template:
+            self._chat_delimiter = (chat_template, answer_delimiter(chat_template))
+        return self._chat_delimiter[1] or ""
+
     def _num_options(self, doc: dict) -> int:
         return len(self.doc_to_choice(doc))
 
