@@ -222,6 +222,31 @@ def check_keys(keys: Iterable[str], valid_keys: Collection[str], *, what: str = 
         raise ValueError(f"unknown {what} key {key!r}; {hint}")
 
 
+def entries_from_config(items: Iterable[Any] | None, cls: type, *, option: str, required: tuple[str, ...]) -> list:
+    """A config option's list of entries as `cls` dataclasses: mappings (YAML), JSON objects (a command-line flag)
+    or `cls` instances; an entry that is neither, an unknown key (naming the closest valid ones) or a missing
+    required key is a `ValueError` naming `option`."""
+    valid = [f.name for f in dataclasses.fields(cls)]
+    entries = []
+    for item in items or []:
+        if isinstance(item, cls):
+            entries.append(item)
+            continue
+        if isinstance(item, str):
+            try:
+                item = json.loads(item)
+            except json.JSONDecodeError:
+                raise ValueError(f"an entry of `{option}` is not a JSON object: {item!r}") from None
+        if not isinstance(item, dict):
+            raise ValueError(f"an entry of `{option}` must be a mapping with {' and '.join(required)}, got {item!r}")
+        check_keys(item, valid, what=option)
+        for key in required:
+            if key not in item:
+                raise ValueError(f"an entry of `{option}` has no {key!r}: {item}")
+        entries.append(cls(**item))
+    return entries
+
+
 # Bookkeeping fields of every transformers config: written by save_pretrained, never meant as overrides.
 _CONFIG_BOOKKEEPING = {"transformers_version", "architectures", "_name_or_path", "model_type", "auto_map"}
 # Legacy keywords a transformers config converts in __post_init__ (into `dtype` / `rope_parameters`).

@@ -2,7 +2,9 @@
 
 import pytest
 
-from deepseek_hf.utils import ArgumentParser, batched, staged_directory
+import dataclasses
+
+from deepseek_hf.utils import ArgumentParser, batched, entries_from_config, staged_directory
 
 
 def test_staged_directory_appears_only_when_complete(tmp_path):
@@ -65,3 +67,26 @@ def test_argument_parser_help_shows_the_declared_spelling(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "--no_such-flag"])
     assert "unrecognized arguments: --no_such-flag" in capsys.readouterr().err
+
+
+@dataclasses.dataclass
+class _Entry:
+    path: str
+    share: float = 0.5
+
+
+def test_entries_from_config_takes_mappings_json_and_instances_and_names_the_option_in_errors():
+    given = _Entry("c")
+    got = entries_from_config(
+        [{"path": "a"}, '{"path": "b", "share": 0.25}', given], _Entry, option="srcs", required=("path",)
+    )
+    assert got == [_Entry("a"), _Entry("b", 0.25), given] and got[2] is given
+    assert entries_from_config(None, _Entry, option="srcs", required=("path",)) == []
+    for item, message in [
+        ("{path: a}", "an entry of `srcs` is not a JSON object"),
+        (3, "an entry of `srcs` must be a mapping with path"),
+        ({"path": "a", "shar": 1}, "unknown srcs key 'shar'; did you mean 'share'"),
+        ({"share": 0.1}, "an entry of `srcs` has no 'path'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            entries_from_config([item], _Entry, option="srcs", required=("path",))

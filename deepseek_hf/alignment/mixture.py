@@ -25,10 +25,10 @@ import os
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..utils import check_keys
+from ..utils import entries_from_config
 from .data import FORMATS, convert_dataset
 
 logger = logging.getLogger(__name__)
@@ -68,24 +68,7 @@ def parse_dataset_specs(items: list[Any] | None) -> list[DatasetSpec]:
     """The `datasets` list of a YAML (dicts; unknown keys are errors naming the valid ones) as `DatasetSpec`s."""
     if not items:
         raise ValueError("no datasets: set `datasets` (a list of {path, category, format, weight}) in the config")
-    valid = [f.name for f in fields(DatasetSpec)]
-    specs = []
-    for item in items:
-        if isinstance(item, DatasetSpec):
-            specs.append(item)
-            continue
-        if isinstance(item, str):  # `--datasets` on the command line: JSON objects
-            try:
-                item = json.loads(item)
-            except json.JSONDecodeError:
-                raise ValueError(f"a `datasets` entry is not a JSON object: {item!r}") from None
-        if not isinstance(item, dict):
-            raise ValueError(f"a `datasets` entry must be a mapping with path and category, got {item!r}")
-        check_keys(item, valid, what="datasets key")
-        for required in ("path", "category"):
-            if required not in item:
-                raise ValueError(f"a `datasets` entry has no {required!r}: {item}")
-        specs.append(DatasetSpec(**item))
+    specs = entries_from_config(items, DatasetSpec, option="datasets", required=("path", "category"))
     names = Counter(spec.name for spec in specs)
     if duplicated := [name for name, count in names.items() if count > 1]:
         raise ValueError(f"datasets named twice: {duplicated} (give each a distinct `name`)")

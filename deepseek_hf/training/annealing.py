@@ -42,7 +42,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from torch.utils.data import Dataset
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from ..utils import check_keys, expand_package_path, staged_directory
+from ..utils import entries_from_config, expand_package_path, staged_directory
 from .callbacks import SchedulePhaseCallback, phase_name
 from .packing import PackedDataset, build_packed_dataset, dataset_path_exists, source_fingerprint
 from .schedules import PAPER_MILESTONES, schedule_phase
@@ -115,24 +115,7 @@ def _is_fraction(value: Any) -> bool:
 def parse_anneal_sources(items: list[Any] | None) -> list[AnnealSource]:
     """The `anneal_sources` of a config (mappings in the YAML, JSON objects on the command line) as `AnnealSource`s;
     unknown keys, a share outside (0, 1), shares that sum to 1 or more, and names given twice are errors."""
-    valid = [f.name for f in fields(AnnealSource)]
-    sources = []
-    for item in items or []:
-        if isinstance(item, AnnealSource):
-            sources.append(item)
-            continue
-        if isinstance(item, str):
-            try:
-                item = json.loads(item)
-            except json.JSONDecodeError:
-                raise ValueError(f"an `anneal_sources` entry is not a JSON object: {item!r}") from None
-        if not isinstance(item, dict):
-            raise ValueError(f"an `anneal_sources` entry must be a mapping with path and share, got {item!r}")
-        check_keys(item, valid, what="anneal_sources")
-        for required in ("path", "share"):
-            if required not in item:
-                raise ValueError(f"an `anneal_sources` entry has no {required!r}: {item}")
-        sources.append(AnnealSource(**item))
+    sources = entries_from_config(items, AnnealSource, option="anneal_sources", required=("path", "share"))
     total = sum(source.share for source in sources)
     if total >= 1.0 - 1e-9:
         raise ValueError(f"the anneal_sources' shares sum to {total:g}: they must leave the main corpus a share (< 1)")
