@@ -9,6 +9,11 @@ resumes from its own checkpoint. Then fit and plot: `deepseek-hf scaling fit OUT
 The CPU demo (`make scaling-demo`; the reduced CI size is recipes/tiny/scaling/ci.yaml):
     python recipes/scaling_sweep.py --config recipes/tiny/scaling/isoflop_cpu.yaml
 
+The paper's Figure 1b (`kind: schedule`: one model under several multi-step stage proportions) and Table 4
+(`corpora:`: the same IsoFLOP study on corpora of different quality, a and b side by side):
+    python recipes/scaling_sweep.py --config recipes/tiny/scaling/schedule_cpu.yaml
+    python recipes/scaling_sweep.py --config recipes/tiny/scaling/quality_cpu.yaml    # see its header first
+
 Flags override the YAML's keys (`--on_failure continue`, `--dry_run true`, `--budgets [1e11,3e11]`); every key
 is a field of `deepseek_hf.scaling.sweep.SweepConfig`, an unknown one is an error. A configuration error ends in
 one message and exit code 1 (`--debug`: the traceback); so does a sweep with failed runs, naming their logs.

@@ -7,11 +7,14 @@
 * `isoflop_shapes(C, seq_len)` / `grid_runs(...)`: the runs of an IsoFLOP profile or a batch/LR grid
   (`recipes/scaling_sweep.py` runs them);
 * a study of one's own: `append_result` / `read_results` (the results table), `fit_results` (the laws refitted,
-  with bootstrap uncertainty) and `plot_results` (the paper's Figures 2-5).
+  with bootstrap uncertainty) and `plot_results` (the paper's Figures 2-5);
+* `schedule_runs(...)`: one model under several multi-step schedules (Figure 1b, `plot_schedules`);
+  `fit_corpora` / `corpora_table`: the same IsoFLOP study on several corpora side by side (Table 4).
 
 Command line: `deepseek-hf scaling hparams --preset deepseek-llm-7b --tokens 2e12`.
 """
 
+from .compare import PAPER_TABLE_4, corpora_table, fit_corpora
 from .fits import fit_grid, fit_isoflop, fit_loss_law, fit_results
 from .hparams import (
     PAPER_TABLE_2,
@@ -31,10 +34,10 @@ from .laws import (
     optimal_batch_tokens,
     optimal_lr,
 )
-from .scale import ModelScale, model_scale, model_scale_from_config
-from .plots import plot_results
+from .plots import plot_corpora, plot_results, plot_schedules
 from .results import RESULT_FIELDS, append_result, finished_runs, read_results, write_results
-from .shapes import ShapeSpace, grid_runs, isoflop_shapes
+from .scale import ModelScale, model_scale, model_scale_from_config
+from .shapes import ShapeSpace, grid_runs, isoflop_shapes, schedule_runs
 
 __all__ = [
     "BATCH_SIZE_LAW",
@@ -42,6 +45,7 @@ __all__ = [
     "LEARNING_RATE_LAW",
     "MODEL_SCALE_LAW",
     "PAPER_TABLE_2",
+    "PAPER_TABLE_4",
     "PowerLaw",
     "ScalingHyperparameters",
     "compute_budget",
@@ -58,7 +62,11 @@ __all__ = [
     "fit_isoflop",
     "fit_loss_law",
     "fit_results",
+    "fit_corpora",
+    "corpora_table",
+    "plot_corpora",
     "plot_results",
+    "plot_schedules",
     "read_results",
     "write_results",
     "ModelScale",
@@ -67,4 +75,5 @@ __all__ = [
     "ShapeSpace",
     "grid_runs",
     "isoflop_shapes",
+    "schedule_runs",
 ]

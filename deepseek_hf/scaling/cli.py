@@ -5,6 +5,10 @@ deepseek-hf scaling hparams --config path/to/config.json --compute 1e20 --seq-le
 deepseek-hf scaling allocation --compute 1e20
 deepseek-hf scaling fit results.jsonl --output fits.json --bootstrap 1000 --seed 0
 deepseek-hf scaling plot results.jsonl --output-dir plots/
+deepseek-hf scaling fit outputs/scaling-quality --table table4.md     # a study on several corpora (Table 4)
+deepseek-hf scaling fit noisy=a/results.jsonl clean=b/results.jsonl   # or any tables, lower quality first
+deepseek-hf scaling schedules results.jsonl --output-dir plots/        # the loss curves of a schedule study (Fig. 1b)
+deepseek-hf scaling degrade-corpus corpus.jsonl.gz noisy.jsonl --shuffle-fraction 0.5
 deepseek-hf scaling shapes --compute 1e20 --seq-length 4096 --num-shapes 7
 
 Flags take dashes or underscores (`--seq-length` = `--seq_length`).
@@ -16,7 +20,7 @@ import argparse
 import json
 import sys
 
-from ..utils import ArgumentParser
+from ..utils import ArgumentParser, bounded_number
 from .hparams import PAPER_TABLE_2, model_flops_per_token, round_batch_sequences, scaling_hyperparameters
 from .laws import BATCH_SIZE_LAW, DATA_SCALE_LAW, LEARNING_RATE_LAW, MODEL_SCALE_LAW, optimal_allocation
 
@@ -70,7 +74,84 @@ def make_parser(prog: str = "deepseek-hf scaling") -> argparse.ArgumentParser:
     allocation.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_fit_commands(commands)
     _add_shapes_command(commands)
+    _add_study_commands(commands)
     return parser
+
+
+_fraction = bounded_number(float, lambda value: 0 <= value <= 1, "in [0, 1]")
+
+
+def _add_study_commands(commands) -> None:
+    """`schedules` (Figure 1b) and `degrade-corpus` (a lower-quality corpus for a Table 4 study)."""
+    schedules = commands.add_parser(
+        "schedules",
+        help="training-loss curves of every multi-step schedule of a `kind: schedule` study (paper Figure 1b)",
+        description="Print the final losses of the schedule rows of a results table and draw their training-loss "
+        "curves in one figure, schedule_curves.png in --output-dir.",
+    )
+    schedules.add_argument("results", help="the results table: results.jsonl (or its results.csv)")
+    schedules.add_argument("--output-dir", required=True, help="folder for schedule_curves.png")
+    degrade = commands.add_parser(
+        "degrade-corpus",
+        help="a lower-quality copy of a corpus (shuffled words, verbatim copies) for a study by data quality",
+        description="Copy a JSONL corpus with a fraction of its documents' words (characters, for Chinese) shuffled "
+        "and a fraction repeated verbatim (deepseek_hf.scaling.corpus_quality).",
+    )
+    degrade.add_argument("source", help="JSONL or .jsonl.gz corpus (package://demo/... allowed)")
+    degrade.add_argument("output", help="the degraded corpus, *.jsonl")
+    degrade.add_argument("--shuffle-fraction", type=_fraction, default=0.5, help="documents shuffled (default 0.5)")
+    degrade.add_argument("--duplicate-fraction", type=_fraction, default=0.0, help="documents copied (default 0)")
+    degrade.add_argument("--seed", type=int, default=0, help="seed of the choice and of the shuffles")
+    degrade.add_argument("--text-key", default="text", help="the records' text field (default text)")
+
+
+def _schedules_command(args: argparse.Namespace) -> int:
+    from .plots import plot_schedules
+    from .results import read_results
+    from .shapes import schedule_label
+
+    rows = [row for row in read_results(args.results) if row["kind"] == "schedule"]
+    path = plot_schedules(rows, args.output_dir)
+    table = [("run", "stages (%)", "final train loss", "eval loss", "eval bpb")]
+    for row in rows:
+        milestones = row["extra"]["schedule"]["milestones"]
+        final = row["extra"]["loss_curve"]["loss"][-1]
+        table.append(
+            (
+                row["run"],
+                schedule_label(milestones),
+                f"{final:.4f}",
+                f"{row['eval_loss']:.4f}",
+                f"{row['eval_bpb']:.4f}",
+            )
+        )
+    _print_columns(table)
+    print(f"wrote {path}")
+    return 0
+
+
+def _degrade_command(args: argparse.Namespace) -> int:
+    from .corpus_quality import degrade_corpus
+
+    report = degrade_corpus(
+        args.source,
+        args.output,
+        shuffle_fraction=args.shuffle_fraction,
+        duplicate_fraction=args.duplicate_fraction,
+        seed=args.seed,
+        text_key=args.text_key,
+    )
+    print(
+        f"wrote {args.output}: {report.written} documents ({report.documents} of {args.source}, {report.shuffled} "
+        f"of them shuffled, {report.duplicated} copies added)"
+    )
+    return 0
+
+
+def _print_columns(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 def _add_shapes_command(commands) -> None:
@@ -129,9 +210,7 @@ def _shapes_command(args: argparse.Namespace) -> int:
                 f"{run.learning_rate:.4g}",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    _print_columns(rows)
     return 0
 
 
@@ -151,7 +230,12 @@ def _add_fit_commands(commands) -> None:
         "optimal_allocation.png and loss_law.png (those the table's rows allow) into --output-dir.",
     )
     for sub in (fit, plot):
-        sub.add_argument("results", help="the results table: results.jsonl (or its results.csv)")
+        sub.add_argument(
+            "results",
+            nargs="+",
+            help="the results table: results.jsonl (or its results.csv); several (NAME=PATH, lower quality first) or "
+            "a study folder with corpora.json: a and b per corpus side by side (paper Table 4)",
+        )
         sub.add_argument(
             "--bootstrap", type=int, default=1000, help="bootstrap resamples for the uncertainties (0: none)"
         )
@@ -169,6 +253,7 @@ def _add_fit_commands(commands) -> None:
             help="leave out the budgets whose optimum is at the edge of their grid (they are flagged either way)",
         )
     fit.add_argument("--output", help="also write the fits as JSON to this file")
+    fit.add_argument("--table", help="several corpora: also write the Markdown table (Table 4) to this file")
     fit.add_argument("--json", action="store_true", help="print JSON instead of a table")
     plot.add_argument("--output-dir", required=True, help="folder for the PNG files")
 
@@ -278,9 +363,52 @@ def _fits_table(fits) -> list[tuple[str, ...]]:
     return rows
 
 
-def _fit_command(args: argparse.Namespace) -> int:
+def _corpora_command(args: argparse.Namespace, tables: dict[str, str]) -> int:
+    """fit / plot on several corpora: a and b per corpus side by side with the paper's Table 4."""
+    from pathlib import Path
+
+    from .compare import corpora_table, fit_corpora
     from .results import atomic_write_text
 
+    if args.loss_form != "power":
+        print("warning: --loss-form is not used with several corpora (only a and b are compared)", file=sys.stderr)
+    result = fit_corpora(
+        tables, n_bootstrap=args.bootstrap, seed=args.seed, confidence=args.confidence, exclude_edge=args.exclude_edge
+    )
+    for name, fit in result.fits.items():
+        for message in fit.warnings:
+            print(f"warning: {name}: {message}", file=sys.stderr)
+    for name, why in result.not_fitted.items():
+        print(f"warning: {name}: not fitted: {why}", file=sys.stderr)
+    if args.command == "plot":
+        from .plots import plot_corpora
+
+        for path in plot_corpora(result.fits, args.output_dir).values():
+            print(f"wrote {path}")
+        return 0
+    data = {"results": tables, **result.to_dict()}
+    table = corpora_table(result)
+    if args.output:
+        atomic_write_text(Path(args.output), json.dumps(data, indent=2) + "\n")
+    if args.table:
+        atomic_write_text(Path(args.table), table)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(table, end="")
+    return 0
+
+
+def _fit_command(args: argparse.Namespace) -> int:
+    from .compare import resolve_corpus_results
+    from .results import atomic_write_text
+
+    tables = resolve_corpus_results(args.results)
+    if len(args.results) > 1 or len(tables) > 1 or "=" in args.results[0]:
+        return _corpora_command(args, tables)
+    if args.command == "fit" and args.table:
+        raise ValueError("--table writes the comparison of several corpora: give two or more results tables")
+    args.results = next(iter(tables.values()))
     fits = _fit_table(args)
     if args.command == "plot":
         from .plots import plot_results
@@ -297,9 +425,7 @@ def _fit_command(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     rows = [("quantity", "fitted ± std", f"{fits.confidence:.0%} interval", "paper"), *_fits_table(fits)]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    _print_columns(rows)
     print(f"({sum(fits.n_runs.values())} runs: {fits.n_runs}; bootstrap n={fits.n_bootstrap}, seed={fits.seed})")
     return 0
 
@@ -310,6 +436,10 @@ def main(argv: list[str] | None = None, prog: str = "deepseek-hf scaling") -> in
         return _shapes_command(args)
     if args.command in ("fit", "plot"):
         return _fit_command(args)
+    if args.command == "schedules":
+        return _schedules_command(args)
+    if args.command == "degrade-corpus":
+        return _degrade_command(args)
     if args.command == "allocation":
         m_opt, d_opt = optimal_allocation(args.compute)
         result = {"compute": args.compute, "optimal_flops_per_token": m_opt, "optimal_tokens": d_opt}

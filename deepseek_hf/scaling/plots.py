@@ -7,6 +7,9 @@
 | `isoflop.png` | Fig. 4a | IsoFLOP curves: bits-per-byte against M per budget, the fitted quadratics and their minima |
 | `optimal_allocation.png` | Fig. 4b-c | M_opt and D_opt against C with the fitted laws, bootstrap bands and the paper's laws |
 | `loss_law.png` | Fig. 5 | bits-per-byte of the compute-optimal runs against C, the law, and predicted vs actual `predict` runs |
+| `corpora_allocation.png` | Table 4 | M_opt and D_opt against C for each corpus of a study on several corpora, each with its fit |
+| `isoflop_<corpus>.png` | Fig. 4a | the IsoFLOP curves of each of those corpora |
+| `schedule_curves.png` | Fig. 1b | training loss (and LR) against tokens of every multi-step schedule of a `schedule` study |
 
 Figures are drawn on `matplotlib.figure.Figure` objects (the Agg canvas, no pyplot state, no display needed) and
 written atomically (a temporary file renamed into place). A figure whose fit is missing is skipped and logged.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +33,12 @@ __all__ = [
     "figure_grid_heatmap",
     "figure_isoflop",
     "figure_loss_law",
+    "figure_corpora_allocation",
     "figure_optimal_allocation",
+    "figure_schedule_curves",
+    "plot_corpora",
     "plot_results",
+    "plot_schedules",
     "result_figures",
 ]
 
@@ -287,3 +294,93 @@ def plot_results(fits: ScalingFits, output_dir: str | os.PathLike) -> dict[str, 
     """Every figure the fits allow as a PNG in `output_dir` (each written atomically); returns {file name: path}."""
     output_dir = Path(output_dir)
     return {name: _save(fig, output_dir / name) for name, fig in result_figures(fits).items()}
+
+
+def figure_corpora_allocation(fits: Mapping[str, IsoFlopFit]):
+    """Table 4 as a figure: M_opt and D_opt against C for every corpus (minima as points, a cross when at the edge of
+    their curve), each corpus's fitted law and bootstrap band in its own colour; the slopes are the a and b."""
+    fig = _figure(10, 4)
+    panels = [(fig.add_subplot(1, 2, i + 1), part) for i, part in enumerate(("model_scale", "data_scale"))]
+    for index, (name, fit) in enumerate(fits.items()):
+        color = f"C{index % 10}"
+        used = [curve for curve in fit.curves if curve.used]
+        cs = np.array([curve.budget for curve in used])
+        grid = _span(cs)
+        for ax, part in panels:
+            law = getattr(fit, part)
+            ys = [curve.model_scale_opt if part == "model_scale" else curve.tokens_opt for curve in used]
+            for c, y, curve in zip(cs, ys, used):
+                ax.plot(c, y, "x" if curve.at_edge else "o", color=color, markersize=6)
+            symbol = "a" if part == "model_scale" else "b"
+            ax.plot(
+                grid,
+                law.law.coefficient * grid**law.law.exponent,
+                color=color,
+                label=f"{name}: {symbol} = {law.exponent.value:.3f}",
+            )
+            band = law.band(grid)
+            if band is not None:
+                ax.fill_between(grid, *band, color=color, alpha=0.15)
+    for ax, part in panels:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("compute budget C (FLOPs)")
+        ax.set_ylabel("M_opt (FLOPs/token)" if part == "model_scale" else "D_opt (tokens)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("compute-optimal allocation by corpus (cross: minimum at the edge of its curve)", fontsize=10)
+    return fig
+
+
+def plot_corpora(fits: Mapping[str, IsoFlopFit], output_dir: str | os.PathLike) -> dict[str, Path]:
+    """`corpora_allocation.png` and one `isoflop_<corpus>.png` per corpus in `output_dir`; {file name: path}."""
+    output_dir = Path(output_dir)
+    figures = {"corpora_allocation.png": figure_corpora_allocation(fits)}
+    figures.update({f"isoflop_{name}.png": figure_isoflop(fit) for name, fit in fits.items()})
+    return {name: _save(fig, output_dir / name) for name, fig in figures.items()}
+
+
+def figure_schedule_curves(rows: Sequence[Mapping[str, Any]]):
+    """Fig. 1b: the training loss of every `schedule` row against tokens (one line per schedule, one column per
+    budget): the whole run, then the last 40% of it, where the schedules differ, then the learning rate. The legend
+    gives each schedule's stage proportions and final eval bpb."""
+    from .shapes import schedule_label
+
+    rows = [row for row in rows if row["kind"] == "schedule"]
+    if not rows:
+        raise ValueError("the results table has no rows of kind 'schedule' (a `kind: schedule` sweep writes them)")
+    budgets = sorted({row["budget"] for row in rows})
+    using_tokens = all(t is not None for r in rows for t in r["extra"]["loss_curve"]["tokens"])
+    fig = _figure(5.5 * len(budgets), 8)
+    for column, budget in enumerate(budgets):
+        axes = [fig.add_subplot(3, len(budgets), row * len(budgets) + column + 1) for row in range(3)]
+        group = [row for row in rows if row["budget"] == budget]
+        start = 0.6 * max(max(_curve_x(row, using_tokens)) for row in group)
+        for index, row in enumerate(group):
+            curve, color = row["extra"]["loss_curve"], f"C{index % 10}"
+            xs = np.array(_curve_x(row, using_tokens), float)
+            label = f"{schedule_label(row['extra']['schedule']['milestones'])} (eval {row['eval_bpb']:.3f} bpb)"
+            axes[0].plot(xs, curve["loss"], color=color, label=label, linewidth=1.2)
+            late = xs >= start
+            axes[1].plot(xs[late], np.array(curve["loss"])[late], color=color, linewidth=1.2)
+            if all(lr is not None for lr in curve["learning_rate"]):
+                axes[2].plot(xs, curve["learning_rate"], color=color, drawstyle="steps-post")
+        axes[0].set_title(f"C = {budget:.2g} FLOPs, L{group[0]['n_layer']} d{group[0]['d_model']}", fontsize=9)
+        axes[0].legend(fontsize=7, loc="upper right", title="multi-step stages (%)", title_fontsize=7)
+        axes[1].set_title("the last 40% of the tokens", fontsize=8)
+        for ax, label in zip(axes, ("training loss (nats/token)", "training loss", "learning rate")):
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[2].set_xlabel("tokens" if using_tokens else "optimizer step")
+    fig.suptitle("multi-step schedules with different stage proportions (paper Figure 1b)", fontsize=10)
+    return fig
+
+
+def _curve_x(row: Mapping[str, Any], using_tokens: bool) -> list[float]:
+    curve = row["extra"]["loss_curve"]
+    return curve["tokens"] if using_tokens else curve["step"]
+
+
+def plot_schedules(rows: Sequence[Mapping[str, Any]], output_dir: str | os.PathLike) -> Path:
+    """`schedule_curves.png` in `output_dir` from the `schedule` rows of a results table."""
+    return _save(figure_schedule_curves(rows), Path(output_dir) / "schedule_curves.png")

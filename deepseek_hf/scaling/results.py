@@ -7,7 +7,7 @@ and columns for spreadsheets, and is rewritten on every append. Columns (`RESULT
 | column | type | meaning |
 |---|---|---|
 | `run` | str | unique run name (the sweep's resume key) |
-| `kind` | str | `grid` (batch/LR grid), `isoflop` (model/data split) or `predict` (the larger run predicted beforehand) |
+| `kind` | str | `grid` (batch/LR grid), `isoflop` (model/data split), `schedule` (one multi-step schedule of a Figure 1b study) or `predict` (the larger run predicted beforehand) |
 | `budget` | float | target compute budget C in FLOPs (the group a run belongs to) |
 | `n_layer`, `d_model`, `n_heads`, `seq_len`, `vocab_size` | int | the model shape and training sequence length |
 | `model_scale` | float | M, non-embedding FLOPs per token (paper Eq. 2) |
@@ -73,7 +73,7 @@ RESULT_FIELDS: tuple[str, ...] = (
     "wall_s",
     "output_dir",
 )
-RESULT_KINDS: tuple[str, ...] = ("grid", "isoflop", "predict")
+RESULT_KINDS: tuple[str, ...] = ("grid", "isoflop", "schedule", "predict")
 EXTRA_FIELD = "extra"
 
 _STR_FIELDS = {"run", "kind", "output_dir"}

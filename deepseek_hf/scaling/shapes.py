@@ -7,7 +7,8 @@ window of `M` leaves the shapes the budget allows (at toy budgets the law's `M_o
 it is moved inside them, with a warning. Each shape
 trains on `D = C / M` tokens, so that every run of the profile spends the same `C = M D`, with the batch size and
 peak learning rate of the fitted laws (Eq. 1, `optimal_batch_tokens`, `optimal_lr`) or the values you give.
-`grid_runs` gives one shape at a budget with every batch size x learning rate of a grid (the paper's Figure 2).
+`grid_runs` gives one shape at a budget with every batch size x learning rate of a grid (the paper's Figure 2);
+`schedule_runs` one shape, batch and LR at a budget with several multi-step schedules (the paper's Figure 1b).
 
 Depth/width conventions. The paper (section 3, Table 3) trains members of the DeepSeek LLM family and does not
 state a rule tying depth to width; its Table 3 shapes have `d_model / n_layer` between 43 and 128 (the released 7B
@@ -41,7 +42,17 @@ from .scale import model_scale
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ShapeSpace", "ModelShape", "RunSpec", "candidate_shapes", "isoflop_shapes", "grid_runs", "format_budget"]
+__all__ = [
+    "ShapeSpace",
+    "ModelShape",
+    "RunSpec",
+    "candidate_shapes",
+    "isoflop_shapes",
+    "grid_runs",
+    "schedule_runs",
+    "schedule_label",
+    "format_budget",
+]
 
 
 @dataclass(frozen=True)
@@ -106,7 +117,7 @@ class RunSpec:
     """One pretraining run of a sweep: shape, budget, tokens, batch and learning rate; `name` is its folder."""
 
     name: str
-    kind: str  # "isoflop" | "grid" | "predict"
+    kind: str  # "isoflop" | "grid" | "schedule" | "predict"
     budget: float  # C in FLOPs
     seq_len: int
     shape: ModelShape
@@ -115,6 +126,7 @@ class RunSpec:
     batch_sequences: int  # sequences per optimizer step
     learning_rate: float
     sources: dict[str, str] = field(default_factory=dict)  # where batch and LR came from
+    schedule: dict[str, list[float]] | None = None  # kind schedule: the multi-step `milestones` and `factors`
 
     @property
     def batch_tokens(self) -> int:
@@ -125,7 +137,10 @@ class RunSpec:
         return self.tokens / self.batch_tokens
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "batch_tokens": self.batch_tokens}
+        data = {**asdict(self), "batch_tokens": self.batch_tokens}
+        if self.schedule is None:  # plans written before the schedule axis existed stay valid
+            del data["schedule"]
+        return data
 
 
 def format_budget(budget: float) -> str:
@@ -288,6 +303,46 @@ def isoflop_shapes(
     return runs
 
 
+def _fixed_shape(
+    budget: float, seq_len: int, space: ShapeSpace, n_layer: int | None, d_model: int | None, what: str
+) -> ModelShape:
+    """The one shape of a grid or schedule study: the one given, or the allowed shape nearest the paper's M_opt(C)."""
+    if (n_layer is None) != (d_model is None):
+        raise ValueError(f"give both n_layer and d_model for the {what}'s shape, or neither (the shape nearest M_opt)")
+    if n_layer is None:
+        target = optimal_allocation(budget)[0]
+        _, n_layer, d_model = min(candidate_shapes(space, seq_len), key=lambda c: abs(math.log(c[0] / target)))
+    elif d_model % space.head_dim:
+        raise ValueError(f"d_model {d_model} is not a multiple of head_dim {space.head_dim}")
+    return _shape(space, n_layer, d_model)
+
+
+def _check_steps(budget: float, shape: ModelShape, seq_len: int, sequences: int, min_steps: int, what: str) -> None:
+    m = shape.flops_per_token(seq_len)
+    steps = budget / m / (sequences * seq_len)
+    if steps < min_steps:
+        raise ValueError(
+            f"compute budget {budget:.3g} is too small for the {what} on L{shape.n_layer}-d{shape.d_model} "
+            f"(M = {m:.3g}): a batch of {sequences} x {seq_len} tokens gives {steps:.1f} steps "
+            f"(need {min_steps}); a budget of about {min_steps * sequences * seq_len * m:.2g} would do"
+        )
+
+
+def _fixed_shape_run(
+    name: str,
+    kind: str,
+    budget: float,
+    seq_len: int,
+    shape: ModelShape,
+    sequences: int,
+    lr: float,
+    sources: dict[str, str],
+    schedule: dict[str, list[float]] | None = None,
+) -> RunSpec:
+    m = shape.flops_per_token(seq_len)
+    return RunSpec(name, kind, budget, seq_len, shape, m, budget / m, sequences, lr, sources, schedule)
+
+
 def grid_runs(
     budget: float,
     seq_len: int,
@@ -306,38 +361,57 @@ def grid_runs(
     space = space or ShapeSpace()
     if not batch_tokens or not learning_rates:
         raise ValueError("a grid needs at least one batch size and one learning rate")
-    if (n_layer is None) != (d_model is None):
-        raise ValueError("give both n_layer and d_model for the grid's shape, or neither (the shape nearest M_opt)")
-    if n_layer is None:
-        target = optimal_allocation(budget)[0]
-        _, n_layer, d_model = min(candidate_shapes(space, seq_len), key=lambda c: abs(math.log(c[0] / target)))
-    elif d_model % space.head_dim:
-        raise ValueError(f"d_model {d_model} is not a multiple of head_dim {space.head_dim}")
-    shape = _shape(space, n_layer, d_model)
-    m = shape.flops_per_token(seq_len)
+    shape = _fixed_shape(budget, seq_len, space, n_layer, d_model, "grid")
+    n_layer, d_model = shape.n_layer, shape.d_model
     runs = []
     for batch in batch_tokens:
         for lr in learning_rates:
             sequences, lr, sources = _batch_and_lr(budget, seq_len, batch, lr, batch_multiple)
-            steps = budget / m / (sequences * seq_len)
-            if steps < min_steps:
-                raise ValueError(
-                    f"compute budget {budget:.3g} is too small for the grid on L{n_layer}-d{d_model} "
-                    f"(M = {m:.3g}): a batch of {sequences} x {seq_len} tokens gives {steps:.1f} steps "
-                    f"(need {min_steps}); a budget of about {min_steps * sequences * seq_len * m:.2g} would do"
-                )
-            runs.append(
-                RunSpec(
-                    name=f"grid-C{format_budget(budget)}-L{n_layer}-d{d_model}-B{sequences * seq_len}-lr{lr:.3g}",
-                    kind="grid",
-                    budget=budget,
-                    seq_len=seq_len,
-                    shape=shape,
-                    model_scale=m,
-                    tokens=budget / m,
-                    batch_sequences=sequences,
-                    learning_rate=lr,
-                    sources=sources,
-                )
+            _check_steps(budget, shape, seq_len, sequences, min_steps, "grid")
+            name = f"grid-C{format_budget(budget)}-L{n_layer}-d{d_model}-B{sequences * seq_len}-lr{lr:.3g}"
+            runs.append(_fixed_shape_run(name, "grid", budget, seq_len, shape, sequences, lr, sources))
+    return runs
+
+
+def schedule_label(milestones: Sequence[float]) -> str:
+    """The stage proportions of a multi-step schedule in percent, as the paper's Figure 1b names them:
+    `(0.8, 0.9)` -> `80/10/10`, `(0.9, 1.0)` -> `90/10/0`."""
+    bounds = [0.0, *milestones, 1.0]
+    return "/".join(f"{100 * (b - a):.3g}" for a, b in zip(bounds, bounds[1:]))
+
+
+def schedule_runs(
+    budget: float,
+    seq_len: int,
+    *,
+    schedules: Sequence[Sequence[float]],
+    factors: Sequence[float],
+    batch_tokens: float | None = None,
+    learning_rate: float | None = None,
+    n_layer: int | None = None,
+    d_model: int | None = None,
+    space: ShapeSpace | None = None,
+    batch_multiple: int = 1,
+    min_steps: int = 20,
+) -> list[RunSpec]:
+    """One run per multi-step schedule at `budget` (the paper's Figure 1b): the same shape (given, or the allowed one
+    nearest `M_opt(C)`), tokens, batch and peak LR (given, or the laws at C); only the milestones differ. Each
+    `schedules` entry is a list of milestones (fractions of the tokens, increasing, in (0, 1]) at which the LR
+    drops to the matching `factors` entry of the peak; a milestone of 1.0 is a stage of length 0 (`90/10/0`)."""
+    budget = _check_budget(budget)
+    space = space or ShapeSpace()
+    if not schedules:
+        raise ValueError("a schedule study needs at least one milestone list in `schedules`")
+    shape = _fixed_shape(budget, seq_len, space, n_layer, d_model, "schedule study")
+    sequences, lr, sources = _batch_and_lr(budget, seq_len, batch_tokens, learning_rate, batch_multiple)
+    _check_steps(budget, shape, seq_len, sequences, min_steps, "schedule study")
+    runs = []
+    for milestones in schedules:
+        name = f"schedule-C{format_budget(budget)}-L{shape.n_layer}-d{shape.d_model}-s{schedule_label(milestones)}"
+        schedule = {"milestones": [float(x) for x in milestones], "factors": [float(f) for f in factors]}
+        runs.append(
+            _fixed_shape_run(
+                name.replace("/", "-"), "schedule", budget, seq_len, shape, sequences, lr, sources, schedule
             )
+        )
     return runs

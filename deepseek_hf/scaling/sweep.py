@@ -27,6 +27,13 @@ ends with an error listing every failed run, and a re-run retries exactly those.
 Cluster: `dry_run: true` writes `<output_dir>/commands.sh`, one line per unfinished run, for one job per run (a
 Slurm array, Ray tasks, or `accelerate launch` on each node); `collect_only: true` then appends the rows of the
 runs that finished. See `docs/scaling.md`.
+
+Two more axes of the paper's section 3. `kind: schedule` (Figure 1b) trains one shape, batch and LR per budget once
+per milestone list of `schedules` (`[[0.8, 0.9], [0.9, 1.0]]`: 80/10/10 and 90/10/0), each passed to its run as
+`lr_scheduler_kwargs`; its rows keep the run's training-loss curve (`extra.loss_curve`). `corpora: {name: path}`
+(Table 4) runs the whole study once per corpus, each in `<output_dir>/<name>/` with its own plan, results table,
+runs and resume, all with one tokenizer (`<output_dir>/tokenizer`); `<output_dir>/corpora.json` lists them for
+`deepseek-hf scaling fit <output_dir>`.
 """
 
 from __future__ import annotations
@@ -35,22 +42,32 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..utils import check_keys
 from .results import append_result, finished_runs, read_results
-from .shapes import ModelShape, RunSpec, ShapeSpace, format_budget, grid_runs, isoflop_shapes
+from .shapes import ModelShape, RunSpec, ShapeSpace, format_budget, grid_runs, isoflop_shapes, schedule_runs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SweepConfig", "SweepReport", "RunFailure", "plan_runs", "run_sweep", "pretrain_command", "load_config"]
+__all__ = [
+    "SweepConfig",
+    "SweepReport",
+    "RunFailure",
+    "corpus_studies",
+    "plan_runs",
+    "run_sweep",
+    "pretrain_command",
+    "load_config",
+]
 
 # Keys of the pretraining config that the sweep sets for every run: the base config must leave them out.
 SWEEP_CONTROLLED_KEYS = (
@@ -66,6 +83,9 @@ SWEEP_CONTROLLED_KEYS = (
     "seq_length",
     "resume_from_checkpoint",
 )
+SCHEDULE_KEYS = ("lr_scheduler_kwargs",)  # set per run by kind schedule
+CORPORA_FILE = "corpora.json"
+_CORPUS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 SHAPE_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads")
 
 
@@ -79,7 +99,8 @@ class SweepConfig:
     """Compute budgets C in FLOPs (C = M * D, M the paper's non-embedding FLOPs per token)."""
     output_dir: str = "outputs/scaling"
     kind: str = "isoflop"
-    """`isoflop`: model/data splits per budget; `grid`: batch size x learning rate per budget on one shape."""
+    """`isoflop`: model/data splits per budget; `grid`: batch size x learning rate per budget on one shape;
+    `schedule`: one shape, batch and LR per budget, one run per milestone list of `schedules` (Figure 1b)."""
     seq_length: int = 128
     # --- IsoFLOP profiles ---
     num_shapes: int = 5
@@ -93,7 +114,16 @@ class SweepConfig:
     learning_rates: list[float] | None = None
     n_layer: int | None = None
     d_model: int | None = None
-    """grid: the shape (unset: the allowed shape nearest M_opt(C))."""
+    """grid and schedule: the shape (unset: the allowed shape nearest M_opt(C))."""
+    # --- schedule study (kind schedule, paper Figure 1b) ---
+    schedules: list[list[float]] | None = None
+    """Milestone lists of the multi-step LR in fractions of the tokens, e.g. [[0.8, 0.9], [0.9, 1.0], [0.7, 0.85]]
+    (80/10/10, 90/10/0, 70/15/15); each increasing, in (0, 1], as long as `schedule_factors`."""
+    schedule_factors: list[float] = field(default_factory=lambda: [0.316, 0.1])
+    """The LR from each milestone on, as a multiple of the peak (the paper's 0.316 and 0.1)."""
+    # --- the same study on several corpora (paper Table 4) ---
+    corpora: dict[str, str] | None = None
+    """name -> dataset_path (lower to higher quality): one sub-study per corpus in `<output_dir>/<name>/`."""
     micro_batch_size: int = 8
     num_processes: int = 1
     """Data-parallel processes per run (accelerate); the batch is rounded to micro_batch_size x num_processes."""
@@ -113,6 +143,8 @@ class SweepConfig:
     # --- tokenizer: trained once into <output_dir>/tokenizer from a corpus, or the base config's ---
     tokenizer_corpus: str | None = None
     tokenizer_vocab_size: int = 2000
+    tokenizer_dir: str | None = None
+    """Where the study's tokenizer is trained (default `<output_dir>/tokenizer`; shared by the corpora)."""
     # --- launching ---
     launcher: str = "python"
     """`python` (one process per run) or `accelerate` (`accelerate launch`, with `accelerate_config`)."""
@@ -132,8 +164,8 @@ class SweepConfig:
     fit_bootstrap: int = 200
 
     def __post_init__(self):
-        if self.kind not in ("isoflop", "grid"):
-            raise ValueError(f"kind must be 'isoflop' or 'grid', got {self.kind!r}")
+        if self.kind not in ("isoflop", "grid", "schedule"):
+            raise ValueError(f"kind must be 'isoflop', 'grid' or 'schedule', got {self.kind!r}")
         if self.launcher not in ("python", "accelerate"):
             raise ValueError(f"launcher must be 'python' or 'accelerate', got {self.launcher!r}")
         if self.on_failure not in ("stop", "continue"):
@@ -151,12 +183,13 @@ class SweepConfig:
                 setattr(self, name, [_number(name, v) for v in getattr(self, name)])
         if self.kind == "grid" and (not self.batch_tokens or not self.learning_rates):
             raise ValueError("kind 'grid' needs lists batch_tokens and learning_rates")
-        if self.kind == "isoflop":
+        if self.kind in ("isoflop", "schedule"):
             for name in ("batch_tokens", "learning_rates"):
                 if getattr(self, name) is not None and len(getattr(self, name)) != 1:
                     raise ValueError(
-                        f"kind 'isoflop' takes one {name} value (or none: the law), got {getattr(self, name)}"
+                        f"kind {self.kind!r} takes one {name} value (or none: the law), got {getattr(self, name)}"
                     )
+        self._check_schedules()
         if self.predict_budget is not None:
             self.predict_budget = _number("predict_budget", self.predict_budget)
             if self.kind != "isoflop":
@@ -178,7 +211,62 @@ class SweepConfig:
             raise ValueError(f"pretrain_args sets {', '.join(controlled)}, which the sweep sets for every run")
         if self.warmup_fraction is not None and not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        self._check_corpora()
         self.space()  # checks the shape space
+
+    def _check_schedules(self) -> None:
+        if self.kind != "schedule":
+            if self.schedules is not None:
+                raise ValueError(f"schedules is a sweep axis of kind 'schedule', not of kind {self.kind!r}")
+            return
+        if not isinstance(self.schedule_factors, list) or not self.schedule_factors:
+            raise ValueError(
+                f"schedule_factors must be a non-empty list of LR multiples, got {self.schedule_factors!r}"
+            )
+        self.schedule_factors = [_number("schedule_factors", f) for f in self.schedule_factors]
+        if not isinstance(self.schedules, list) or not self.schedules:
+            raise ValueError(
+                "kind 'schedule' needs `schedules`, a non-empty list of milestone lists, e.g. [[0.8, 0.9], [0.9, 1.0]]"
+            )
+        checked = []
+        for index, milestones in enumerate(self.schedules):
+            where = f"schedules[{index}]"
+            if not isinstance(milestones, list) or len(milestones) != len(self.schedule_factors):
+                raise ValueError(
+                    f"{where}: expected a list of {len(self.schedule_factors)} milestones (one per schedule_factors "
+                    f"entry), got {milestones!r}"
+                )
+            milestones = [_number(where, m) for m in milestones]
+            if any(m > 1 for m in milestones) or any(b <= a for a, b in zip(milestones, milestones[1:])):
+                raise ValueError(
+                    f"{where}: milestones must be increasing fractions of the tokens in (0, 1], got {milestones}"
+                )
+            if milestones in checked:
+                raise ValueError(f"{where}: the milestone list {milestones} is listed twice")
+            checked.append(milestones)
+        self.schedules = checked
+        if any(key in self.pretrain_args for key in SCHEDULE_KEYS):
+            raise ValueError("pretrain_args sets lr_scheduler_kwargs, which kind 'schedule' sets for every run")
+
+    def _check_corpora(self) -> None:
+        if self.corpora is None:
+            return
+        if not isinstance(self.corpora, dict) or not self.corpora:
+            raise ValueError(f"corpora must be a non-empty mapping of names to dataset paths, got {self.corpora!r}")
+        from ..training.packing import dataset_path_exists
+
+        for name, path in self.corpora.items():
+            if not isinstance(name, str) or not _CORPUS_NAME.fullmatch(name) or name == "tokenizer":
+                raise ValueError(
+                    f"corpora: {name!r} is not a usable corpus name (letters, digits, '_', '-', '.'; not 'tokenizer'): "
+                    "it names the corpus's folder"
+                )
+            if not isinstance(path, str) or not path:
+                raise ValueError(f"corpora: corpus {name!r} needs a dataset path, got {path!r}")
+            if not dataset_path_exists(path):
+                raise FileNotFoundError(f"corpora: the dataset path of corpus {name!r}, {path!r}, does not exist")
+        if "dataset_path" in self.pretrain_args:
+            raise ValueError("pretrain_args sets dataset_path, which `corpora` sets for each corpus's runs")
 
     def space(self) -> ShapeSpace:
         return ShapeSpace(
@@ -201,6 +289,27 @@ class SweepConfig:
 
     def log_path(self, name: str) -> Path:
         return Path(self.output_dir) / "logs" / f"{name}.log"
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return Path(self.tokenizer_dir) if self.tokenizer_dir else Path(self.output_dir) / "tokenizer"
+
+
+def corpus_studies(config: SweepConfig) -> dict[str, SweepConfig]:
+    """{corpus: its sub-study}: the same runs in `<output_dir>/<corpus>/`, on that corpus, with the shared tokenizer
+    (a study without `corpora` is its own single study, under the name "")."""
+    if not config.corpora:
+        return {"": config}
+    return {
+        name: replace(
+            config,
+            corpora=None,
+            output_dir=str(Path(config.output_dir) / name),
+            pretrain_args={**config.pretrain_args, "dataset_path": path},
+            tokenizer_dir=str(config.tokenizer_path),
+        )
+        for name, path in config.corpora.items()
+    }
 
 
 def _number(name: str, value: Any) -> float:
@@ -243,20 +352,38 @@ def load_config(path: str | os.PathLike | None, overrides: Mapping[str, Any] | N
 
 def plan_runs(config: SweepConfig) -> list[RunSpec]:
     """Every run of the sweep (without the predicted run, which needs the fits), in the order they run."""
+    if config.corpora:
+        raise ValueError(
+            "a study of several corpora plans one sub-study per corpus: plan_runs(corpus_studies(...)[name])"
+        )
     space, multiple = config.space(), config.micro_batch_size * config.num_processes
     runs: list[RunSpec] = []
+    one_shape = {  # grid and schedule studies: one shape per budget
+        "n_layer": config.n_layer,
+        "d_model": config.d_model,
+        "space": space,
+        "batch_multiple": multiple,
+        "min_steps": config.min_steps,
+    }
     for budget in config.budgets:
+        if config.kind == "schedule":
+            runs += schedule_runs(
+                budget,
+                config.seq_length,
+                schedules=config.schedules,
+                factors=config.schedule_factors,
+                batch_tokens=config.batch_tokens[0] if config.batch_tokens else None,
+                learning_rate=config.learning_rates[0] if config.learning_rates else None,
+                **one_shape,
+            )
+            continue
         if config.kind == "grid":
             runs += grid_runs(
                 budget,
                 config.seq_length,
                 batch_tokens=config.batch_tokens,
                 learning_rates=config.learning_rates,
-                n_layer=config.n_layer,
-                d_model=config.d_model,
-                space=space,
-                batch_multiple=multiple,
-                min_steps=config.min_steps,
+                **one_shape,
             )
             continue
         centre = config.centre
@@ -315,7 +442,7 @@ def _check_plan(config: SweepConfig, specs: list[RunSpec]) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _read_base_config(path: str) -> dict[str, Any]:
+def _read_base_config(path: str, schedule: bool = False) -> dict[str, Any]:
     import yaml
 
     base = Path(path)
@@ -329,6 +456,14 @@ def _read_base_config(path: str) -> dict[str, Any]:
         raise ValueError(
             f"base_config {path} sets {', '.join(controlled)}, which the sweep sets for every run: remove them"
         )
+    if schedule:
+        if any(key in values for key in SCHEDULE_KEYS):
+            raise ValueError(f"base_config {path} sets lr_scheduler_kwargs, which kind 'schedule' sets for every run")
+        if values.get("lr_scheduler_type", "multi_step") != "multi_step":
+            raise ValueError(
+                f"base_config {path}: kind 'schedule' varies the milestones of the multi-step schedule, but the base "
+                f"config sets lr_scheduler_type {values['lr_scheduler_type']!r}"
+            )
     return values
 
 
@@ -344,7 +479,7 @@ def pretrain_command(config: SweepConfig, spec: RunSpec, tokenizer: str | None =
     """The command line of one run (python or accelerate launch), every per-run setting as a flag."""
     from ..utils import parse_overrides
 
-    base = _read_base_config(config.base_config)
+    base = _read_base_config(config.base_config, schedule=spec.schedule is not None)
     model = parse_overrides(base.get("config_overrides"))
     model.update(spec.shape.config_overrides())
     args: dict[str, Any] = {
@@ -358,6 +493,8 @@ def pretrain_command(config: SweepConfig, spec: RunSpec, tokenizer: str | None =
     }
     if config.warmup_fraction is not None:
         args["warmup_steps"] = max(1, round(config.warmup_fraction * spec.steps))
+    if spec.schedule is not None:
+        args["lr_scheduler_kwargs"] = spec.schedule
     if tokenizer is not None:
         args["tokenizer_name_or_path"] = tokenizer
     if "tokenized_cache_dir" not in base:  # tokenize the corpus once for the whole study, not once per run
@@ -396,8 +533,25 @@ class SweepReport:
     failed: list[RunFailure] = field(default_factory=list)
     not_started: list[str] = field(default_factory=list)  # after a failure with on_failure: stop
     prediction: dict[str, Any] | None = None
+    corpora: dict[str, SweepReport] = field(default_factory=dict)  # a study of several corpora: each one's report
+
+    def add_corpus(self, name: str, report: SweepReport) -> None:
+        """Count a corpus's sub-study in this report (its run names prefixed `<corpus>/`)."""
+        self.corpora[name] = report
+        self.planned += report.planned
+        for attribute in ("skipped", "trained", "collected", "not_started"):
+            getattr(self, attribute).extend(f"{name}/{run}" for run in getattr(report, attribute))
+        self.failed += [RunFailure(f"{name}/{f.run}", f.reason, f.log) for f in report.failed]
 
     def summary(self) -> str:
+        if self.corpora:
+            lines = [f"{len(self.corpora)} corpora, {self.planned} runs planned, {len(self.failed)} failed"]
+            for name, report in self.corpora.items():
+                lines.append(f"corpus {name}: " + report.summary().replace("\n", "\n  "))
+            not_run = [run for run in self.not_started if run.split("/")[0] not in self.corpora]
+            if not_run:
+                lines.append(f"not started (after a failure): {len(not_run)} runs of the later corpora")
+            return "\n".join(lines)
         lines = [
             f"{self.planned} runs planned: {len(self.skipped)} already in the table, {len(self.trained)} trained, "
             f"{len(self.collected)} collected, {len(self.failed)} failed, {len(self.not_started)} not started"
@@ -476,6 +630,9 @@ def result_row(spec: RunSpec, run_dir: Path, wall_s: float | None) -> dict[str, 
     if not tokens:
         raise ValueError(f"{run_dir}/all_results.json has no train_tokens (tokens actually trained)")
     tokens = float(tokens)
+    schedule = {}
+    if spec.schedule is not None:  # Figure 1b compares the curves, so the row keeps the run's
+        schedule = {"schedule": spec.schedule, "loss_curve": loss_curve(run_dir)}
     return {
         "run": spec.name,
         "kind": spec.kind,
@@ -495,7 +652,27 @@ def result_row(spec: RunSpec, run_dir: Path, wall_s: float | None) -> dict[str, 
         "train_loss": metrics.get("final_loss", metrics.get("train_loss")),
         "wall_s": wall_s,
         "output_dir": str(run_dir),
-        "extra": {"planned_tokens": spec.tokens, "steps": plan.get("max_steps"), "sources": spec.sources},
+        "extra": {"planned_tokens": spec.tokens, "steps": plan.get("max_steps"), "sources": spec.sources, **schedule},
+    }
+
+
+def loss_curve(run_dir: Path) -> dict[str, list[float | None]]:
+    """The training loss a run logged (`trainer_state.json`): {"step", "tokens", "loss", "learning_rate"} lists;
+    `ValueError` when the run logged none (its `logging_steps` is not below its number of steps)."""
+    state = _load_json(run_dir / "trainer_state.json")
+    if state is None:
+        raise ValueError(f"{run_dir}/trainer_state.json is missing: the run's training-loss curve is unknown")
+    entries = [entry for entry in state.get("log_history", []) if "loss" in entry and "step" in entry]
+    if not entries:
+        raise ValueError(
+            f"{run_dir}/trainer_state.json logged no training loss: set pretrain_args.logging_steps below the "
+            "run's number of steps"
+        )
+    return {
+        "step": [int(e["step"]) for e in entries],
+        "tokens": [e.get("tokens_seen", e.get("num_input_tokens_seen")) for e in entries],
+        "loss": [float(e["loss"]) for e in entries],
+        "learning_rate": [e.get("learning_rate") for e in entries],
     }
 
 
@@ -503,7 +680,7 @@ def _ensure_tokenizer(config: SweepConfig) -> str | None:
     """Train the study's tokenizer once into `<output_dir>/tokenizer` when `tokenizer_corpus` is set."""
     if config.tokenizer_corpus is None:
         return None
-    target = Path(config.output_dir) / "tokenizer"
+    target = config.tokenizer_path
     if (target / "tokenizer_config.json").is_file():
         return str(target)
     from ..tokenizer.train import train_tokenizer
@@ -560,6 +737,8 @@ def run_sweep(config: SweepConfig, runner: Runner | None = None) -> SweepReport:
     """Plan, launch, resume and record the sweep (see the module docstring); returns what it did."""
     from tqdm.auto import tqdm
 
+    if config.corpora:
+        return _run_corpora(config, runner)
     if runner is None:
 
         def runner(command, log_path, timeout):
@@ -602,9 +781,40 @@ def run_sweep(config: SweepConfig, runner: Runner | None = None) -> SweepReport:
     return report
 
 
+def _run_corpora(config: SweepConfig, runner: Runner | None) -> SweepReport:
+    """The same study on each corpus in turn (Table 4), each a sub-study of its own; `corpora.json` lists them."""
+    path = Path(config.output_dir) / CORPORA_FILE
+    listed = (_load_json(path) or {}).get("corpora", {})
+    moved = [
+        name for name, path_ in config.corpora.items() if name in listed and listed[name]["dataset_path"] != path_
+    ]
+    if moved:
+        raise ValueError(
+            f"{path}: the config gives corpus(es) {', '.join(moved)} another dataset path than the study's; use a new "
+            "output_dir or a new corpus name"
+        )
+    listed.update(
+        {name: {"dataset_path": p, "results": f"{name}/results.jsonl"} for name, p in config.corpora.items()}
+    )
+    _write_json(path, {"corpora": listed})
+    studies = corpus_studies(config)
+    report = SweepReport()
+    for index, (name, study) in enumerate(studies.items()):
+        logger.info("Corpus %s (%s): study in %s", name, config.corpora[name], study.output_dir)
+        sub = run_sweep(study, runner)
+        report.add_corpus(name, sub)
+        if sub.failed and config.on_failure == "stop":
+            for rest in list(studies)[index + 1 :]:
+                names = [spec.name for spec in plan_runs(studies[rest])]
+                report.planned += len(names)
+                report.not_started += [f"{rest}/{run}" for run in names]
+            break
+    return report
+
+
 def _write_commands(config: SweepConfig, specs: list[RunSpec], tokenizer: str | None) -> Path:
     path = Path(config.output_dir) / "commands.sh"
-    tokenizer = tokenizer or (str(Path(config.output_dir) / "tokenizer") if config.tokenizer_corpus else None)
+    tokenizer = tokenizer or (str(config.tokenizer_path) if config.tokenizer_corpus else None)
     lines = ["# one line per unfinished run: one job each (see docs/scaling.md); then collect_only: true"]
     env = "".join(f"{key}={shlex.quote(value)} " for key, value in config.run_env.items())
     lines += [env + shlex.join(pretrain_command(config, spec, tokenizer)) for spec in specs]

@@ -1,7 +1,8 @@
 """A stand-in for recipes/pretrain.py in the sweep tests: same flags, same output files, no training.
 
 It writes what the real recipe writes and the sweep reads (`training_plan.json`, `config.json`, `all_results.json`
-with H3's validation keys), with a known loss surface L(N, D) = 0.6 + 40 M^-0.3 + 60 D^-0.3 (bits per byte), so
+with H3's validation keys, `trainer_state.json` with a training loss every `logging_steps` that drops with the LR of
+`lr_scheduler_kwargs`' milestones), with a known loss surface L(N, D) = 0.6 + 40 M^-0.3 + 60 D^-0.3 (bits per byte), so
 that IsoFLOP curves have interior minima and the fits have something to find. Controls, by environment variable:
 FAKE_CALLS (a file: one JSON line per call), FAKE_FAIL (a run-name substring: exit 3), FAKE_KILL_SWEEP (a run-name
 substring: leave a half-done run, a checkpoint-* folder only, and SIGKILL the parent, i.e. the sweep), FAKE_NO_EVAL
@@ -34,7 +35,9 @@ def main(argv: list[str]) -> int:
     resumed = any(out.glob("checkpoint-*"))
     if os.environ.get("FAKE_CALLS"):
         with open(os.environ["FAKE_CALLS"], "a") as calls:
-            calls.write(json.dumps({"run": name, "resumed": resumed, "env": os.environ.get("FAKE_ENV_PROBE")}) + "\n")
+            call = {"run": name, "resumed": resumed, "env": os.environ.get("FAKE_ENV_PROBE")}
+            call.update(dataset=args.get("dataset_path"), schedule=args.get("lr_scheduler_kwargs"))
+            calls.write(json.dumps(call) + "\n")
     if os.environ.get("FAKE_HANG_PIDFILE"):  # a run that never ends: its pid, then sleep
         Path(os.environ["FAKE_HANG_PIDFILE"]).write_text(str(os.getpid()))
         time.sleep(120)
@@ -56,7 +59,24 @@ def main(argv: list[str]) -> int:
         bpb = loss_surface(m, tokens)
         metrics.update(eval_loss=bpb * math.log(2) * 3.5, eval_bits_per_byte=bpb)
     (out / "all_results.json").write_text(json.dumps(metrics))
+    (out / "trainer_state.json").write_text(json.dumps({"log_history": log_history(args, steps, batch_tokens)}))
     return 0
+
+
+def log_history(args: dict, steps: int, batch_tokens: int) -> list[dict]:
+    """A training loss every `logging_steps`: 5 / sqrt(step), times the LR factor of the multi-step schedule."""
+    schedule = json.loads(args.get("lr_scheduler_kwargs", '{"milestones": [0.8, 0.9], "factors": [0.316, 0.1]}'))
+    peak, every = float(args["learning_rate"]), int(args.get("logging_steps", 10))
+    entries = []
+    for step in range(every, steps + 1, every):
+        factor = 1.0
+        for milestone, drop in zip(schedule["milestones"], schedule["factors"]):
+            factor = drop if step / steps >= milestone else factor
+        loss = 5 / math.sqrt(step) * (0.9 + 0.1 * factor)
+        entries.append(
+            {"step": step, "loss": loss, "learning_rate": peak * factor, "tokens_seen": step * batch_tokens}
+        )
+    return entries
 
 
 if __name__ == "__main__":

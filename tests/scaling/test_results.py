@@ -62,7 +62,7 @@ def test_append_refuses_a_run_already_in_the_table(tmp_path, rows):
         ({"n_layer": 2.5}, "'n_layer'.*expected an integer"),
         ({"eval_loss": float("nan")}, "'eval_loss'.*finite"),
         ({"tokens": -1.0}, "'tokens'.*positive"),
-        ({"kind": "sweep"}, "'kind'.*grid, isoflop, predict"),
+        ({"kind": "sweep"}, "'kind'.*grid, isoflop, schedule, predict"),
         ({"run": ""}, "'run'.*non-empty string"),
         ({"flops": 1.0}, "'flops'.*model_scale \\* tokens"),
         ({"extra": [1, 2]}, "'extra'.*expected a dict"),
