@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo scaling-demo test test-fast lint bench clean
+.PHONY: install demo scaling-demo scaling-quality-demo scaling-schedule-demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,23 @@ scaling-demo: install
 	$(BIN)/python recipes/scaling_sweep.py --config $(SCALING_CONFIG) --output_dir $(SCALING)
 	$(BIN)/deepseek-hf scaling fit $(SCALING)/results.jsonl --output $(SCALING)/fits.json
 	$(BIN)/deepseek-hf scaling plot $(SCALING)/results.jsonl --output-dir $(SCALING)/plots
+
+# Table 4 at CPU scale: the same IsoFLOP study on the shipped corpus and on a copy with half its documents' words
+# shuffled, a and b of each beside the paper's (outputs/scaling-quality/table4.md; docs/scaling.md has the figures).
+QUALITY := outputs/scaling-quality
+scaling-quality-demo: install
+	$(BIN)/deepseek-hf scaling degrade-corpus package://demo/corpus_sample.jsonl.gz \
+		$(QUALITY)/corpus-shuffled.jsonl --shuffle-fraction 0.5
+	$(BIN)/python recipes/scaling_sweep.py --config recipes/tiny/scaling/quality_cpu.yaml
+	$(BIN)/deepseek-hf scaling fit $(QUALITY) --table $(QUALITY)/table4.md
+	$(BIN)/deepseek-hf scaling plot $(QUALITY) --output-dir $(QUALITY)
+
+# Figure 1b at CPU scale: one model and budget under the 80/10/10, 90/10/0 and 70/15/15 multi-step schedules, the
+# loss curves of all three in one figure (outputs/scaling-schedule/schedule_curves.png).
+SCHEDULE := outputs/scaling-schedule
+scaling-schedule-demo: install
+	$(BIN)/python recipes/scaling_sweep.py --config recipes/tiny/scaling/schedule_cpu.yaml
+	$(BIN)/deepseek-hf scaling schedules $(SCHEDULE)/results.jsonl --output-dir $(SCHEDULE)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
