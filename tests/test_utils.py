@@ -1,8 +1,8 @@
 """The shared helpers: atomic output directories, batching, and the command-line parser (one flag spelling)."""
 
-import pytest
-
 import dataclasses
+
+import pytest
 
 from deepseek_hf.utils import ArgumentParser, batched, entries_from_config, staged_directory
 
