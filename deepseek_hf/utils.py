@@ -63,6 +63,39 @@ def staged_directory(output_dir: str | os.PathLike, *, if_exists: Literal["repla
         raise
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` through a fsynced temporary file in the same folder, one `os.replace` and a fsync of
+    the folder: a crash leaves the old file or the new one, never half of one (permissions as `open` would give)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """`data` as indented JSON (UTF-8, non-ASCII kept) and a final newline, through `write_text_atomic`."""
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Lists of `size` consecutive items (the last one shorter), like Python 3.12's `itertools.batched`."""
     batch: list[T] = []

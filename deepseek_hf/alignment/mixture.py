@@ -18,7 +18,6 @@ on record, not only in the config.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -28,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..utils import entries_from_config
+from ..utils import entries_from_config, write_json_atomic
 from .data import FORMATS, convert_dataset
 
 logger = logging.getLogger(__name__)
@@ -138,16 +137,3 @@ def build_mixture(
         "seed": seed,
     }
     return Mixture(records=records, report=report)
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to a temporary file beside `path`, then rename it over `path` (never a half-written file)."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -28,10 +28,11 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ..utils import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -282,7 +283,7 @@ def evaluate_repetition(
         ],
     }
     if output is not None:
-        write_json_atomically(report, output)
+        write_json_atomic(output, report)
     return report
 
 
@@ -294,21 +295,6 @@ def _dtype(name: str):
     if name not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"--dtype {name!r}: expected auto, float32, bfloat16 or float16")
     return getattr(torch, name)
-
-
-def write_json_atomically(data: Any, path: str | os.PathLike) -> None:
-    """A temporary file beside `path`, renamed over it: a crash never leaves a half-written report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(data, file, indent=2, ensure_ascii=False)
-            file.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def summary(report: dict[str, Any]) -> str:

@@ -367,8 +367,8 @@ def _corpora_command(args: argparse.Namespace, tables: dict[str, str]) -> int:
     """fit / plot on several corpora: a and b per corpus side by side with the paper's Table 4."""
     from pathlib import Path
 
+    from ..utils import write_text_atomic
     from .compare import corpora_table, fit_corpora
-    from .results import atomic_write_text
 
     if args.loss_form != "power":
         print("warning: --loss-form is not used with several corpora (only a and b are compared)", file=sys.stderr)
@@ -389,9 +389,9 @@ def _corpora_command(args: argparse.Namespace, tables: dict[str, str]) -> int:
     data = {"results": tables, **result.to_dict()}
     table = corpora_table(result)
     if args.output:
-        atomic_write_text(Path(args.output), json.dumps(data, indent=2) + "\n")
+        write_text_atomic(Path(args.output), json.dumps(data, indent=2) + "\n")
     if args.table:
-        atomic_write_text(Path(args.table), table)
+        write_text_atomic(Path(args.table), table)
     if args.json:
         print(json.dumps(data, indent=2))
     else:
@@ -400,8 +400,8 @@ def _corpora_command(args: argparse.Namespace, tables: dict[str, str]) -> int:
 
 
 def _fit_command(args: argparse.Namespace) -> int:
+    from ..utils import write_text_atomic
     from .compare import resolve_corpus_results
-    from .results import atomic_write_text
 
     tables = resolve_corpus_results(args.results)
     if len(args.results) > 1 or len(tables) > 1 or "=" in args.results[0]:
@@ -420,7 +420,7 @@ def _fit_command(args: argparse.Namespace) -> int:
     if args.output:
         from pathlib import Path
 
-        atomic_write_text(Path(args.output), json.dumps(result, indent=2) + "\n")
+        write_text_atomic(Path(args.output), json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -19,8 +19,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..utils import expand_package_path
-from .results import atomic_write_text
+from ..utils import expand_package_path, write_text_atomic
 
 __all__ = ["DegradeReport", "degrade_corpus", "shuffle_units"]
 
@@ -107,5 +106,5 @@ def degrade_corpus(
         if "id" in copy:
             copy["id"] = f"{copy['id']}-copy"
         out.append(copy)
-    atomic_write_text(Path(output), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out))
+    write_text_atomic(Path(output), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out))
     return DegradeReport(len(documents), len(to_shuffle), len(to_copy), len(out))

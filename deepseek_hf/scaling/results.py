@@ -35,17 +35,17 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..utils import write_text_atomic
+
 __all__ = [
     "RESULT_FIELDS",
     "RESULT_KINDS",
     "append_result",
-    "atomic_write_text",
     "csv_path_for",
     "finished_runs",
     "read_results",
@@ -159,38 +159,6 @@ def _check_unique(rows: Iterable[Mapping[str, Any]], source: str) -> None:
         seen.add(row["run"])
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a fsynced temporary file in the same folder and one `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _format_csv_value(value: Any) -> str:
     if value is None:
         return ""
@@ -244,8 +212,8 @@ def write_results(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) ->
     rows = [validate_result(row, label=f"row {index + 1}") for index, row in enumerate(rows)]
     _check_unique(rows, str(path))
     with _locked(path):
-        atomic_write_text(path, _jsonl_text(rows))
-        atomic_write_text(csv_path_for(path), _csv_text(rows))
+        write_text_atomic(path, _jsonl_text(rows))
+        write_text_atomic(csv_path_for(path), _csv_text(rows))
 
 
 def append_result(path: str | os.PathLike, row: Mapping[str, Any]) -> None:
@@ -261,8 +229,8 @@ def append_result(path: str | os.PathLike, row: Mapping[str, Any]) -> None:
         if any(existing["run"] == new["run"] for existing in rows):
             raise ValueError(f"{path}: run {new['run']!r} is already in the table (run names must be unique)")
         rows.append(new)
-        atomic_write_text(path, _jsonl_text(rows))
-        atomic_write_text(csv_path_for(path), _csv_text(rows))
+        write_text_atomic(path, _jsonl_text(rows))
+        write_text_atomic(csv_path_for(path), _csv_text(rows))
 
 
 def _read_jsonl(path: Path, *, allow_empty: bool = False) -> list[dict[str, Any]]:

@@ -53,6 +53,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
 from deepseek_hf.scaling import model_flops_per_token
+from deepseek_hf.utils import write_text_atomic
 
 from .annealing import MIXTURE_FILE, AnnealedDataset, AnnealedMixtureCallback, describe_plan
 from .args import PretrainConfig
@@ -342,7 +343,7 @@ class PretrainTrainer(AtomicSavesMixin, Trainer):
         logger.info("Training plan:\n%s", self.plan.summary())
         if self.args.should_save:
             os.makedirs(self.args.output_dir, exist_ok=True)
-            _write_atomic(os.path.join(self.args.output_dir, PLAN_FILE), self.plan.to_json())
+            write_text_atomic(os.path.join(self.args.output_dir, PLAN_FILE), self.plan.to_json())
         annealed = isinstance(self.train_dataset, AnnealedDataset)
         if annealed:
             self._lay_out_annealing(resume_from_checkpoint)
@@ -397,7 +398,7 @@ class PretrainTrainer(AtomicSavesMixin, Trainer):
             if passes > 1:
                 logger.warning("%s was read %d times: re-cycled in a fresh seeded order each time", name, passes)
         if self.args.should_save:
-            _write_atomic(os.path.join(self.args.output_dir, MIXTURE_FILE), json.dumps(report, indent=2))
+            write_text_atomic(os.path.join(self.args.output_dir, MIXTURE_FILE), json.dumps(report, indent=2))
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -495,14 +496,14 @@ class PretrainTrainer(AtomicSavesMixin, Trainer):
         """`Trainer.save_metrics`, each file written whole (tmp file + rename): a reader never sees half a file."""
         if not self.is_world_process_zero():
             return
-        _write_atomic(
+        write_text_atomic(
             os.path.join(self.args.output_dir, f"{split}_results.json"), json.dumps(metrics, indent=4, sort_keys=True)
         )
         if combined:
             path = os.path.join(self.args.output_dir, "all_results.json")
             merged = json.loads(Path(path).read_text()) if os.path.exists(path) else {}
             merged.update(metrics)
-            _write_atomic(path, json.dumps(merged, indent=4, sort_keys=True))
+            write_text_atomic(path, json.dumps(merged, indent=4, sort_keys=True))
 
     def loss_summary(self) -> dict[str, float]:
         """The last logged training loss next to the unigram entropy of the training tokens (both in nats).
@@ -517,15 +518,6 @@ class PretrainTrainer(AtomicSavesMixin, Trainer):
         if entropy is not None:
             summary["unigram_entropy"] = entropy()
         return summary
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(path: str) -> None:
