@@ -29,7 +29,14 @@ import numpy as np
 
 from .corpus import FORMAT_VERSION, META_FILE, OFFSETS_FILE, TokenizedCorpus, tokenizer_fingerprint
 
-__all__ = ["MANIFEST_FILE", "ConcatenatedTokens", "ShardedTokenizedCorpus", "is_token_shards", "load_tokenized_corpus"]
+__all__ = [
+    "MANIFEST_FILE",
+    "ConcatenatedTokens",
+    "ShardedTokenizedCorpus",
+    "is_token_shards",
+    "load_tokenized_corpus",
+    "read_manifest",
+]
 
 MANIFEST_FILE = "manifest.json"  # deepseek_hf.data.tokenize.MANIFEST_FILE (not imported: that loads datatrove)
 TRAIN_PART, VALIDATION_PART = "train", "validation"  # ditto: the parts of a tokenization with validation_fraction
@@ -101,18 +108,7 @@ class ShardedTokenizedCorpus(TokenizedCorpus):
     def load(cls, path: str | os.PathLike, part: str = TRAIN_PART) -> ShardedTokenizedCorpus:
         """The training documents (every document of an unsplit tokenization), or with `part="validation"` the
         validation shards of a tokenization with `validation_fraction` (with each document's bytes and hash)."""
-        path = Path(path)
-        root = path.parent if path.name == MANIFEST_FILE else path
-        manifest_file = root / MANIFEST_FILE
-        if not manifest_file.is_file():
-            hint = " (a tokenization that has not finished: run it again to resume)" if root.is_dir() else ""
-            raise FileNotFoundError(f"{root} holds no token shards: {manifest_file} is missing{hint}")
-        meta = json.loads(manifest_file.read_text())
-        if meta.get("format") != MANIFEST_FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{manifest_file}: not a token-shard manifest of format version {FORMAT_VERSION} "
-                f"(format {meta.get('format')!r}, version {meta.get('format_version')!r})"
-            )
+        root, meta = read_manifest(path)
         listing = meta
         if part == VALIDATION_PART:
             if VALIDATION_PART not in meta:
@@ -129,7 +125,7 @@ class ShardedTokenizedCorpus(TokenizedCorpus):
                 continue
             shard = TokenizedCorpus.load(root / entry["path"])
             if shard.num_tokens != entry["num_tokens"] or shard.meta["dtype"] != meta["dtype"]:
-                raise ValueError(f"{root / entry['path']}: disagrees with {manifest_file} (corrupt shard?)")
+                raise ValueError(f"{root / entry['path']}: disagrees with {root / MANIFEST_FILE} (corrupt shard?)")
             shards.append(shard)
         tokens = ConcatenatedTokens([s.tokens for s in shards], np.dtype(meta["dtype"]))
         offsets = np.load(root / listing.get("doc_offsets", OFFSETS_FILE), mmap_mode="r")
@@ -167,6 +163,23 @@ class ShardedTokenizedCorpus(TokenizedCorpus):
                 f"{self.path} was tokenized with another tokenizer (fingerprint {expected}, this one {found}: "
                 f"{self.meta.get('tokenizer')}); tokenize again or train with that tokenizer"
             )
+
+
+def read_manifest(path: str | os.PathLike) -> tuple[Path, dict]:
+    """The shard folder and its checked `manifest.json` (no shard is opened): what a check before loading needs."""
+    path = Path(path)
+    root = path.parent if path.name == MANIFEST_FILE else path
+    manifest_file = root / MANIFEST_FILE
+    if not manifest_file.is_file():
+        hint = " (a tokenization that has not finished: run it again to resume)" if root.is_dir() else ""
+        raise FileNotFoundError(f"{root} holds no token shards: {manifest_file} is missing{hint}")
+    meta = json.loads(manifest_file.read_text())
+    if meta.get("format") != MANIFEST_FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{manifest_file}: not a token-shard manifest of format version {FORMAT_VERSION} "
+            f"(format {meta.get('format')!r}, version {meta.get('format_version')!r})"
+        )
+    return root, meta
 
 
 def is_token_shards(path: str | os.PathLike) -> bool:

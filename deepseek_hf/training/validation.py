@@ -63,7 +63,7 @@ from .packing import (
     load_documents,
     source_fingerprint,
 )
-from .shards import ShardedTokenizedCorpus, is_token_shards
+from .shards import ShardedTokenizedCorpus, is_token_shards, read_manifest
 
 __all__ = [
     "SPLIT_RULE",
@@ -113,7 +113,7 @@ def _check_shard_split(path: str, fraction: float, validation_path) -> None:
             "validation_path's documents out of training needs the documents. Tokenize with validation_fraction "
             "instead (its validation shards are scored), or train on the documents"
         )
-    tokenized = ShardedTokenizedCorpus.load(path).validation_fraction
+    tokenized = float(read_manifest(path)[1].get("validation_fraction", 0.0))  # the manifest alone: no shard opened
     if tokenized != fraction:
         remedy = (
             f"set validation_fraction: {tokenized} (the split the shards hold)"
