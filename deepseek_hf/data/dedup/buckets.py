@@ -10,10 +10,9 @@ from datatrove.io import DataFolderLike, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.dedup.minhash import MinhashConfig
 
-from deepseek_hf.data.dedup.files import BAND_DTYPE, EDGE_DTYPE, ShardTables, read_array, shard_rank
+from deepseek_hf.data.dedup.files import BAND_DTYPE, EDGE_DTYPE, ShardTables, member_order, read_array, shard_rank
 
 _TOP = 1 << 64  # band keys and exact hashes are uniform 64-bit values
-LINK_STEPS = 2  # candidate pairs per group member: the next member and the one after (see `candidate_links`)
 VERIFICATION_FILE = "verification.json"
 
 
@@ -33,31 +32,23 @@ def first_of_runs(values: np.ndarray) -> np.ndarray:
     return first
 
 
-def id_order(keys: np.ndarray, id_keys: np.ndarray) -> np.ndarray:
-    """Order of all documents by (band key, id hash): groups are runs of equal keys, their members in id-hash
-    order whatever the sharding. Two stable radix sorts of 64-bit integers (numpy's for integer keys), the second
-    by (group number, top 32 bits of the id hash), ~10x faster than `np.lexsort` of the two 64-bit keys; a full
-    lexsort only when two members of one group share those 32 bits. Work per document, not per group member."""
-    order = np.argsort(keys, kind="stable")
-    group = np.cumsum(first_of_runs(keys[order])) - 1
-    top = id_keys[order] >> np.uint64(32)
-    combined = (group.astype(np.uint64) << np.uint64(32)) | top
+def member_sort(keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Permutation of all documents by (band key, 32-bit member order), and the sorted (group number, order) keys:
+    groups are runs of equal band keys, their members in `member_order`, whatever the sharding. Two stable sorts of
+    64-bit integers, the second by (group number, order), ~10x faster than `np.lexsort` of the two keys."""
+    first = np.argsort(keys, kind="stable")  # the shards' runs are each sorted: a merge
+    group = np.cumsum(first_of_runs(keys[first])) - 1
+    combined = (group.astype(np.uint64) << np.uint64(32)) | order[first].astype(np.uint64)
     second = np.argsort(combined, kind="stable")
-    if len(second) > 1 and (combined[second][1:] == combined[second][:-1]).any():
-        return np.lexsort((id_keys, keys))
-    return order[second]
+    return first[second], combined[second]
 
 
-def candidate_links(group: np.ndarray, member_rank: np.ndarray, member_doc: np.ndarray) -> list[np.ndarray]:
-    """Candidate pairs of groups laid out contiguously (`group` sorted): for step s = 1 .. LINK_STEPS, each member
-    with the member s places after it in the same group; one (E, 4) array of (rank_a, doc_a, rank_b, doc_b) per
-    step. A group of k gives k - 1 pairs at step 1 (a chain: enough when all are near-copies) and k - 2 at step 2."""
-    out = []
-    for step in range(1, LINK_STEPS + 1):
-        a = np.flatnonzero(group[step:] == group[:-step]) if len(group) > step else np.zeros(0, dtype=np.int64)
-        b = a + step
-        out.append(np.stack([member_rank[a], member_doc[a], member_rank[b], member_doc[b]], axis=1))
-    return out
+def candidate_links(group: np.ndarray, member_rank: np.ndarray, member_doc: np.ndarray) -> np.ndarray:
+    """Candidate pairs of groups laid out contiguously (`group` sorted): each member with the next one of its group,
+    a chain of k - 1 pairs for k members, as an (E, 4) array of (rank_a, doc_a, rank_b, doc_b)."""
+    a = np.flatnonzero(group[1:] == group[:-1])
+    b = a + 1
+    return np.stack([member_rank[a], member_doc[a], member_rank[b], member_doc[b]], axis=1)
 
 
 def star_edges(group: np.ndarray, member_rank: np.ndarray, member_doc: np.ndarray) -> np.ndarray:
@@ -83,16 +74,16 @@ class DedupBuckets(PipelineStep):
     """Stage 2: candidate pairs from equal band keys; exact-hash groups become edges directly.
 
     Task `rank` handles band `rank // bucket_workers` (the last band is the exact hash when `exact`) and the
-    `rank % bucket_workers`-th slice of the 64-bit key range. Members of a candidate group are ordered by id hash
-    (so the result does not depend on the sharding). A group of k documents with one band key gives 2k - 3
-    candidate pairs, each member with the next and the one after (the second link bridges one dissimilar member
-    between two near-copies), written to `<band>_<worker>.<step>.cand`; `DedupClusters` verifies them by
-    estimated Jaccard, each distinct pair once and only while its two documents are not already in one cluster.
-    Verifying here instead (the previous version) compared the same near-copies once per band they share: the
-    work grew with candidate memberships, which rise faster than the corpus under heavy duplication (1.65M at
-    4 copies of the corpus, 5.12M at 8), while the distinct pairs that need a comparison grow with the duplicates.
-    This stage reads no signatures: one sort of the band's documents and integer work per member. Ties of the id
-    hash (64 bits) inside a group would fall back on reading order, the one sharding-dependent case.
+    `rank % bucket_workers`-th slice of the 64-bit key range. This stage reads only its band's files: one sort of
+    their (key, member order) records and integer work per member, no signature. Members of a group are ordered by
+    `member_order`, a hash of (exact hash, band): the result does not depend on the sharding, and each band chains
+    a group's members in a different order, so that 40 bands link a group of near-copies through many different
+    pairs (a bridge past a dissimilar member in one band is a neighbour in another). Copies of one text (equal
+    exact hash, hence equal signatures) are linked by the exact band already, so with `exact` only one of them
+    joins the chain: under heavy duplication the candidate pairs follow the distinct texts, not the documents (at
+    8 copies of the corpus 0.80M pairs instead of 3.23M). Each member is paired with the next one of its group, a
+    chain of k - 1 pairs for k distinct texts, written to `<band>_<worker>.cand`; `DedupClusters` verifies them,
+    each distinct pair once and only while its two documents are not already in one cluster.
     Exact-hash groups (and every group when `threshold` is 0) need no verification: a star around the first
     member, written as edges (`.dups`).
     """
@@ -144,24 +135,25 @@ class DedupBuckets(PipelineStep):
         return np.flatnonzero(mask)
 
     def _candidates(self, tables: ShardTables, band: int | None, lo: int, hi: int):
-        """(key, shard, document) of every document of the key range; band None: the exact hashes."""
-        keys, ranks, docs = [], [], []
+        """(key, shard, document, member order) of every document of the key range; band None: the exact hashes."""
+        keys, ranks, docs, orders = [], [], [], []
         if band is None:
-            sources = [(r, tables.docs(r)["exact"], None) for r in tables.ranks()]
+            sources = [(r, tables.docs(r)["exact"], None, None) for r in tables.ranks()]
         else:
             paths = self.input_folder.list_files(f"bucket_{band:03d}", glob_pattern="*.minhash.sig")
             sources = []
             for path in sorted(paths, key=shard_rank):
                 records = read_array(self.input_folder, path, BAND_DTYPE)
-                sources.append((shard_rank(path), records["key"], records["doc"]))
-        for rank, key, doc in sources:
+                sources.append((shard_rank(path), records["key"], records["doc"], records["order"]))
+        for rank, key, doc, order in sources:
             take = self._in_range(np.asarray(key), lo, hi, is_sorted=doc is not None)
             keys.append(np.asarray(key[take]))
             docs.append(np.arange(len(key), dtype=np.uint32)[take] if doc is None else np.asarray(doc[take]))
             ranks.append(np.full(len(keys[-1]), rank, dtype=np.uint32))
+            orders.append(np.zeros(len(keys[-1]), np.uint32) if order is None else np.asarray(order[take]))
         if not keys:
-            return np.zeros(0, np.uint64), np.zeros(0, np.uint32), np.zeros(0, np.uint32)
-        return np.concatenate(keys), np.concatenate(ranks), np.concatenate(docs)
+            return np.zeros(0, np.uint64), np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(0, np.uint32)
+        return np.concatenate(keys), np.concatenate(ranks), np.concatenate(docs), np.concatenate(orders)
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1):
         if world_size != self.num_bands * self.bucket_workers:
@@ -170,18 +162,28 @@ class DedupBuckets(PipelineStep):
         is_exact = self.exact and band == self.num_bands - 1
         tables = self._tables()
         with self.track_time("band"):
-            keys, ranks, docs = self._candidates(tables, None if is_exact else band, *self._key_range(worker))
-            order = id_order(keys, tables.gather(ranks.astype(np.int64), docs.astype(np.int64), "key"))
+            keys, ranks, docs, orders = self._candidates(tables, None if is_exact else band, *self._key_range(worker))
+
+            order, sorted_keys = member_sort(keys, orders)
+            verify = not is_exact and self.threshold > 0
+            if verify and self.exact:
+                # one member per text: equal orders in a group are copies of one normalized text (up to 2^-32),
+                # already linked by the exact band; the chain links distinct texts only
+                text = first_of_runs(sorted_keys)
+                self.stat_update("exact_copies_left_to_exact_band", value=int((~text).sum()), unit="band")
+                order = order[text]
+            elif verify and len(order) > 1 and (sorted_keys[1:] == sorted_keys[:-1]).any():
+                # no exact band: copies must be chained too, in an order that does not depend on the sharding
+                id_keys = tables.gather(ranks.astype(np.int64), docs.astype(np.int64), "key")
+                order = np.lexsort((member_order(id_keys, band), orders, keys))
             keys, ranks, docs = keys[order], ranks.astype(np.int64)[order], docs.astype(np.int64)[order]
             sizes = group_starts(keys)[1]
             self.stat_update("candidate_groups", value=int((sizes > 1).sum()), unit="band")
             self.stat_update("candidate_documents", value=int(sizes[sizes > 1].sum()), unit="band")
-            verify = not is_exact and self.threshold > 0
-            pairs = candidate_links(keys, ranks, docs) if verify else [star_edges(keys, ranks, docs)]
+            links = candidate_links(keys, ranks, docs) if verify else star_edges(keys, ranks, docs)
             if rank == 0 and self.near and self.threshold > 0:
                 write_verification(self.output_folder, self.config, self.threshold)
-            for step, links in enumerate(pairs, 1):
-                name = f"{band:05d}_{worker:02d}.{step}.cand" if verify else f"{band:05d}_{worker:02d}.dups"
-                with self.output_folder.open(name, mode="wb") as f:
-                    f.write(links.astype(EDGE_DTYPE).tobytes())
-                self.stat_update("candidate_pairs" if verify else "edges", value=len(links), unit="band")
+            name = f"{band:05d}_{worker:02d}.cand" if verify else f"{band:05d}_{worker:02d}.dups"
+            with self.output_folder.open(name, mode="wb") as f:
+                f.write(links.astype(EDGE_DTYPE).tobytes())
+            self.stat_update("candidate_pairs" if verify else "edges", value=len(links), unit="band")

@@ -9,11 +9,19 @@ from datatrove.pipeline.dedup.minhash import MinhashConfig
 from datatrove.utils.hashing import HashConfig
 
 from deepseek_hf.data.config import DedupConfig
+from deepseek_hf.data.dedup.shingles import splitmix64
 
 # per-shard document index, one record per document in reading order
 DOCS_DTYPE = np.dtype([("key", "<u8"), ("exact", "<u8"), ("dump", "<u4"), ("chars", "<u8"), ("shingled", "u1")])
-# one band of one shard: 64-bit key of the band's values, document index; sorted by (key, doc)
-BAND_DTYPE = np.dtype([("key", "<u8"), ("doc", "<u4")])
+# per-shard shingle sets: the SET_WIDTH smallest distinct 32-bit shingle values of each document, sorted, padded
+# with SET_PAD (real values stop below it). A row that ends in padding holds the whole set (fewer than SET_WIDTH
+# values: 87% of the documents of shared/data/corpus, nearly all poems), so that the Jaccard similarity of two such
+# documents is computed exactly (`DedupClusters`), not estimated
+SET_WIDTH = 128
+SET_PAD = np.uint32(0xFFFFFFFF)
+# one band of one shard: 64-bit key of the band's values, document index, the document's place in its band group
+# (`member_order`); sorted by (key, doc)
+BAND_DTYPE = np.dtype([("key", "<u8"), ("doc", "<u4"), ("order", "<u4")])
 # removal list of one shard: document index, kind (0 exact, 1 near), size of its duplicate cluster, kept document
 REMOVE_DTYPE = np.dtype(
     [("doc", "<u4"), ("kind", "u1"), ("cluster_size", "<u4"), ("kept_rank", "<u4"), ("kept_doc", "<u4")]
@@ -66,17 +74,27 @@ class Buffered:
         self.file.close()
 
 
+def member_order(hashes: np.ndarray, band: int) -> np.ndarray:
+    """Order of documents inside a group of equal band keys: a hash of (a document's hash, band), 64 bits; the
+    band files hold its top 32 bits of the exact hash (copies of one text are adjacent), the id hash breaks ties
+    when there is no exact band. It depends on the document alone (so the candidate pairs do not depend on the
+    sharding) and differs from band to band, so that the chains of a group of near-copies link different
+    neighbours in different bands."""
+    return splitmix64(hashes ^ np.uint64(band))
+
+
 def shard_rank(path: str) -> int:
     return int(path.split("/")[-1].split(".")[0])
 
 
 class ShardTables:
-    """Lazy per-shard access to the document index and full signatures written by `DedupSignature`."""
+    """Lazy per-shard access to the document index, full signatures and shingle sets written by `DedupSignature`."""
 
     def __init__(self, folder, num_hashes: int, hash_dtype):
         self.folder, self.num_hashes, self.hash_dtype = folder, num_hashes, np.dtype(hash_dtype)
         self._docs: dict[int, np.ndarray] = {}
         self._full: dict[int, np.ndarray] = {}
+        self._sets: dict[int, np.ndarray] = {}
 
     def ranks(self) -> list[int]:
         return sorted(shard_rank(p) for p in self.folder.list_files("docs", glob_pattern="*.docs"))
@@ -96,13 +114,27 @@ class ShardTables:
             self._full[rank] = full.view(np.ndarray)
         return self._full[rank]
 
-    def gather(self, ranks: np.ndarray, docs: np.ndarray, field: str | None = None) -> np.ndarray:
-        """Signature rows (field None) or one index field of documents (rank, doc), one read per shard."""
+    def sets(self, rank: int) -> np.ndarray:
+        if rank not in self._sets:
+            path = f"sets/{rank:05d}.set"
+            if not self.folder.exists(path):
+                raise FileNotFoundError(
+                    f"{path} missing in {self.folder.path}: signatures written before shingle sets were kept; "
+                    "rerun the signature stage"
+                )
+            self._sets[rank] = read_array(self.folder, path, np.uint32, (SET_WIDTH,)).view(np.ndarray)
+        return self._sets[rank]
+
+    def gather(self, ranks: np.ndarray, docs: np.ndarray, field: str | None = None, width: int = SET_WIDTH):
+        """Of documents (rank, doc): signature rows (field None), the first `width` values of their shingle sets
+        ("sets") or one index field; one read per shard."""
         if field is None:
-            out = np.empty((len(ranks), self.num_hashes), dtype=self.hash_dtype)
+            out, table = np.empty((len(ranks), self.num_hashes), dtype=self.hash_dtype), self.full
+        elif field == "sets":
+            out, table = np.empty((len(ranks), width), dtype=np.uint32), lambda r: self.sets(r)[:, :width]
         else:
-            out = np.empty(len(ranks), dtype=DOCS_DTYPE[field])
+            out, table = np.empty(len(ranks), dtype=DOCS_DTYPE[field]), lambda r: self.docs(r)[field]
         for r in np.flatnonzero(np.bincount(ranks)).tolist() if len(ranks) else []:  # no sort: O(n)
             mask = ranks == r
-            out[mask] = self.full(r)[docs[mask]] if field is None else self.docs(r)[field][docs[mask]]
+            out[mask] = table(r)[docs[mask]]
         return out

@@ -208,6 +208,25 @@ class Shingler:
         return [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
 
 
+def smallest_distinct(hashes: np.ndarray, offsets: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `width` smallest distinct 32-bit values (top bits of the shingle hashes, capped below 0xFFFFFFFF, the
+    padding) of each set `hashes[offsets[i]:offsets[i + 1]]`, sorted and padded: rows (sets, width) uint32; and the
+    number of distinct values of each set. One sort of (set, value) keys for the whole batch, no loop per set."""
+    n = len(offsets) - 1
+    values = np.minimum(hashes >> U64(32), U64(0xFFFFFFFE))
+    keys = (np.repeat(np.arange(n, dtype=U64), np.diff(offsets)) << U64(32)) | values
+    keys.sort()
+    if len(keys):
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    owner = (keys >> U64(32)).astype(np.int64)
+    counts = np.bincount(owner, minlength=n)
+    position = np.arange(len(keys)) - (np.cumsum(counts) - counts)[owner]
+    keep = position < width
+    rows = np.full((n, width), 0xFFFFFFFF, dtype=np.uint32)
+    rows[owner[keep], position[keep]] = keys[keep].astype(np.uint32)
+    return rows, counts
+
+
 class MinHasher:
     """`num_hashes` MinHash values per set: min over its elements x of `a_i * x + b_i` modulo 2^bits.
 

@@ -11,8 +11,8 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.dedup.minhash import MinhashConfig
 from datatrove.utils.typeshelper import StatHints
 
-from deepseek_hf.data.dedup.files import BAND_DTYPE, DOCS_DTYPE
-from deepseek_hf.data.dedup.shingles import MinHasher, Shingler, normalize, splitmix64
+from deepseek_hf.data.dedup.files import BAND_DTYPE, DOCS_DTYPE, SET_WIDTH, member_order
+from deepseek_hf.data.dedup.shingles import MinHasher, Shingler, normalize, smallest_distinct, splitmix64
 from deepseek_hf.data.text import hash64
 
 _BAND_MIX = np.uint64(0xD6E8FEB86659FD93)
@@ -32,7 +32,8 @@ def band_keys(rows: np.ndarray, num_bands: int, rows_per_band: int) -> np.ndarra
 
 class DedupSignature(PipelineStep):
     """Stage 1 (one task per shard): per band a file of (band key, document) sorted by key, the full signature of
-    each document, and a document index (id hash, exact hash, dump, length).
+    each document, its shingle set (the `SET_WIDTH` smallest distinct values: all of them for most documents of
+    the web and of the poems), and a document index (id hash, exact hash, dump, length).
 
     Shingles are `ngram` consecutive CJK-aware units of the normalized text (`shingles.Shingler`); the signature is
     `num_buckets * hashes_per_bucket` MinHash values (`shingles.MinHasher`, `hash_precision` bits). With scope
@@ -99,6 +100,7 @@ class DedupSignature(PipelineStep):
                 self.output_folder.open(f"bucket_{b:03d}/{rank:05d}.minhash.sig", "wb") for b in range(bands)
             ]
             full = self.output_folder.open(f"full/{rank:05d}.sig", mode="wb")
+            sets = self.output_folder.open(f"sets/{rank:05d}.set", mode="wb")
             index = self.output_folder.open(f"docs/{rank:05d}.docs", mode="wb")
             texts, salts, records = [], [], []  # the batch awaiting signatures
             done = 0
@@ -111,27 +113,29 @@ class DedupSignature(PipelineStep):
                 salts.append(salt)
                 records.append((hash64(doc.id), hash64(texts[-1], salt), code, len(doc.text), 0))
                 if len(texts) >= self.BATCH:
-                    self._write_batch(texts, salts, records, done, band_files, full, index)
+                    self._write_batch(texts, salts, records, done, band_files, full, sets, index)
                     done += len(texts)
                     texts, salts, records = [], [], []
-            self._write_batch(texts, salts, records, done, band_files, full, index)
-            for file in (*band_files, full, index):
+            self._write_batch(texts, salts, records, done, band_files, full, sets, index)
+            for file in (*band_files, full, sets, index):
                 file.close()
             with self.output_folder.open(f"docs/{rank:05d}.dumps.json", mode="w") as f:
                 json.dump(list(dump_codes), f)
             self._sort_bands(rank, bands)
 
-    def _write_batch(self, texts, salts, records, first_doc: int, band_files: list, full, index) -> None:
-        """Index records, full signature rows (zeros without shingles) and band records of a batch of documents."""
+    def _write_batch(self, texts, salts, records, first_doc: int, band_files: list, full, sets, index) -> None:
+        """Index records, full signature rows (zeros without shingles), shingle sets and band records of a batch."""
         if not texts:
             return
         table = np.array(records, dtype=DOCS_DTYPE)
         if not self.near:
             index.write(table.tobytes())
             full.write(np.zeros((len(texts), self.num_hashes), dtype=self.dtype).tobytes())
+            sets.write(np.full((len(texts), SET_WIDTH), 0xFFFFFFFF, dtype=np.uint32).tobytes())
             return
         hashes, offsets = self.shingler(texts)
         rows = self.signatures(hashes, offsets)
+        sets.write(smallest_distinct(hashes, offsets, SET_WIDTH)[0].tobytes())
         shingled = np.diff(offsets) > 0
         self.stat_update("too_short_for_shingles", value=int((~shingled).sum()))
         for i, salt in enumerate(salts):
@@ -146,6 +150,7 @@ class DedupSignature(PipelineStep):
         band["doc"] = docs + first_doc
         for b, file in enumerate(band_files):
             band["key"] = keys[:, b]
+            band["order"] = member_order(table["exact"][docs], b) >> np.uint64(32)
             file.write(band.tobytes())
 
     def _sort_bands(self, rank: int, bands: int) -> None:
