@@ -17,8 +17,9 @@ filtering) found in the same duplicate cluster. Time: wall and CPU seconds; memo
 during the method (sampled every 2 ms). The box may be shared: only same-run ratios mean anything, hence one process.
 
 `--mode growth`: copies of the corpus (copy k of each document with one random line removed, new ids) at 1, 4 and 8
-copies, dedup stages only, 2 signature shards: time and peak memory per stage, and the growth ratios of the bucket
-and cluster stages (the cluster stage verifies the candidate pairs).
+copies, dedup stages only, 2 signature shards: time and peak memory per stage, the work counters, the size of the
+signature and shingle-set files (which the cluster stage memory-maps, so its resident set grows with them), and the
+growth ratios of the bucket and cluster stages (the cluster stage verifies the candidate pairs).
 
     python benchmarks/bench_dedup.py                        # poems (dedup_demo) and the corpus, ours/rensa/gaoya
     python benchmarks/bench_dedup.py --mode growth          # 1, 4, 8 copies of the corpus
@@ -265,13 +266,19 @@ def growth(limit: int, factors: list[int]) -> None:
         corpus = copies(texts, k)
         with tempfile.TemporaryDirectory() as folder:
             labels, stages = run_ours(corpus, folder, tasks=2, stats=(counters := {}))
+            tables_mb = sum(  # what the cluster stage memory-maps: full signatures and shingle sets
+                os.path.getsize(os.path.join(folder, "sig", part, name)) / 2**20
+                for part in ("full", "sets")
+                for name in os.listdir(os.path.join(folder, "sig", part))
+            )
         runs[k] = stages
         cells = " ".join(f"{m.wall:>8.2f} ({m.cpu:>5.2f}) {m.rise_mb:>15.0f}" for m in stages.values())
         removed = int((labels != np.arange(len(labels))).sum())
         print(
             f"{k:>6} {len(corpus):>8,} {cells}   removed {removed:,}; candidate memberships "
             f"{counters.get('candidate_documents', 0):,}, pairs {counters.get('candidate_pairs', 0):,}, "
-            f"compared {counters.get('compared_pairs', 0):,}"
+            f"compared {counters.get('compared_pairs', 0):,} ({counters.get('exact_jaccard_pairs', 0):,} exact); "
+            f"signature + set files {tables_mb:.0f} MB"
         )
         sys.stdout.flush()
     pairs = [(a, b) for a, b in zip(factors, factors[1:])] + ([(factors[0], factors[-1])] if len(factors) > 2 else [])
