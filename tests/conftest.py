@@ -29,6 +29,45 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def save_tiny_checkpoint():
+    """Builds a tiny DeepSeek checkpoint in `root`: a 1000-token byte-level BPE trained on `corpus_lines` (JSONL
+    lines with a "text" field) and a random model of width 64, 2 layers, 4 query / 2 key-value heads (seed 0), saved
+    together as `root / "model"`, as `from_pretrained` and the recipes expect. `config` overrides the model config;
+    `pad_with_eos` sets the pad token to EOS."""
+
+    def save(root: Path, corpus_lines, pad_with_eos: bool = False, **config) -> Path:
+        import torch
+
+        from deepseek_hf.modeling import DeepseekLLMConfig, DeepseekLLMForCausalLM
+        from deepseek_hf.tokenizer import train_tokenizer
+
+        corpus = root / "corpus.jsonl"
+        with open(corpus, "w", encoding="utf-8") as f:
+            f.writelines(corpus_lines)
+        tokenizer = train_tokenizer([corpus], vocab_size=1000, output_dir=root / "tokenizer", show_progress=False)
+        torch.manual_seed(0)
+        special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+        if pad_with_eos:
+            special["pad_token_id"] = tokenizer.eos_token_id
+        model_config = DeepseekLLMConfig(
+            vocab_size=tokenizer.padded_vocab_size,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            **special,
+            **config,
+        )
+        path = root / "model"
+        DeepseekLLMForCausalLM(model_config).save_pretrained(path)
+        tokenizer.save_pretrained(path)
+        return path
+
+    return save
+
+
+@pytest.fixture(scope="session")
 def wheel(tmp_path_factory) -> Path:
     """Build from a copy of the sources, so parallel runs never share a `build/` folder in the checkout."""
     root = tmp_path_factory.mktemp("wheel")

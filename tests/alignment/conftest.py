@@ -10,9 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepseek_hf.modeling import DeepseekLLMConfig, DeepseekLLMForCausalLM
-from deepseek_hf.tokenizer import train_tokenizer
-
 ASSETS = Path(__file__).resolve().parents[2] / "deepseek_hf" / "assets"
 
 
@@ -28,31 +25,11 @@ def single_thread():
 
 
 @pytest.fixture(scope="session")
-def align_checkpoint(tmp_path_factory) -> Path:
+def align_checkpoint(tmp_path_factory, save_tiny_checkpoint) -> Path:
     """Width 64, 2 layers, a 1000-token tokenizer (so prompts of the shipped data fit in a few hundred tokens)."""
+    with gzip.open(ASSETS / "demo" / "corpus_sample.jsonl.gz", "rt", encoding="utf-8") as src:
+        lines = [line for index, line in enumerate(src) if index % 8 == 0]
+    for name in ("sft_general.jsonl", "sft_dialogue_identity.jsonl"):
+        lines += [json.dumps({"text": line}) + "\n" for line in open(ASSETS / "align_demo" / name, encoding="utf-8")]
     root = tmp_path_factory.mktemp("align_checkpoint")
-    corpus = root / "corpus.jsonl"
-    with open(corpus, "w", encoding="utf-8") as dst:
-        with gzip.open(ASSETS / "demo" / "corpus_sample.jsonl.gz", "rt", encoding="utf-8") as src:
-            dst.writelines(line for index, line in enumerate(src) if index % 8 == 0)
-        for name in ("sft_general.jsonl", "sft_dialogue_identity.jsonl"):
-            for line in open(ASSETS / "align_demo" / name, encoding="utf-8"):
-                dst.write(json.dumps({"text": line}) + "\n")
-    tokenizer = train_tokenizer([corpus], vocab_size=1000, output_dir=root / "tokenizer", show_progress=False)
-    torch.manual_seed(0)
-    config = DeepseekLLMConfig(
-        vocab_size=tokenizer.padded_vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.eos_token_id,
-    )
-    path = root / "model"
-    DeepseekLLMForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_checkpoint(root, lines, pad_with_eos=True, max_position_embeddings=1024)
