@@ -4,6 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xxhash
+from datatrove.utils.text import TextNormConfig
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deepseek_hf.data.config import DedupConfig
 from deepseek_hf.data.dedup import DedupBuckets, DedupSignature, connected_components, minhash_config
@@ -50,6 +53,30 @@ def test_units_and_normalization_equal_the_reference_on_real_text(shared_data):
             for gram, value in zip(grams, hashes.tolist()):
                 assert seen.setdefault(value, gram) == gram  # no two n-grams share a hash
     assert len(seen) > 50_000
+
+
+NORM_CONFIGS = [
+    TextNormConfig(),
+    TextNormConfig(norm_whitespace=False),
+    TextNormConfig(remove_punctuation=False),
+    TextNormConfig(lowercase=False, norm_numbers=False, norm_unicode_diacritics=False),
+]
+NORM_CHARACTERS = list(
+    " \t\n\r\x0b\x1c\u3000\u00a0\u2028.,!?;:'’\"()-—_，。！？、「」·aAbZ19２٣éÉΣσςİ床前明月\u0301\u0308"
+)
+
+
+@pytest.mark.parametrize("config", NORM_CONFIGS, ids=["default", "spaces kept", "punctuation kept", "case kept"])
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.one_of(st.sampled_from(NORM_CHARACTERS), st.characters()), max_size=40))
+def test_normalize_equals_simplify_text_on_any_text(config, text):
+    """Punctuation and whitespace are normalized in one regex pass; it must stay `simplify_text`, character for
+    character, whatever the text and the normalization switches."""
+    from datatrove.utils.text import simplify_text
+
+    from deepseek_hf.data.dedup.shingles import normalize
+
+    assert normalize(text, config) == simplify_text(text, config)
 
 
 def test_signature_estimates_jaccard(tmp_path):

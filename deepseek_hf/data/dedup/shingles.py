@@ -24,6 +24,7 @@ so signatures do not depend on numpy's random streams or on the machine (pinned 
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 
@@ -32,6 +33,7 @@ import regex
 from datatrove.utils.text import (
     MONTHS_PATTERN,
     NUMBERS_PATTERN,
+    PUNCTUATION,
     PUNCTUATION_TRANS,
     WEEKDAYS_PATTERN,
     WHITESPACE_PATTERN,
@@ -43,6 +45,8 @@ from deepseek_hf.data.text import _CJK, DEFAULT_NORM
 U64 = np.uint64
 _MASK = (1 << 64) - 1
 _MN: regex.Pattern | None = None
+# punctuation (which `simplify_text` turns into spaces) and whitespace runs in one pass: one space
+_PUNCTUATION_OR_SPACE = re.compile(r"[\s" + re.escape(PUNCTUATION) + "]+")
 
 
 def _combining_marks() -> regex.Pattern:
@@ -58,7 +62,8 @@ def _combining_marks() -> regex.Pattern:
 
 
 def normalize(text: str, config: TextNormConfig = DEFAULT_NORM) -> str:
-    """datatrove's `simplify_text`, step for step, with the combining-mark removal done by one regex."""
+    """datatrove's `simplify_text`, step for step, with the combining-mark removal done by one regex and the
+    punctuation and whitespace steps by another."""
     if config.lowercase:
         text = text.lower()
     if config.norm_numbers:
@@ -67,10 +72,14 @@ def normalize(text: str, config: TextNormConfig = DEFAULT_NORM) -> str:
         text = WEEKDAYS_PATTERN.sub("WEEKDAY", text)
     if config.norm_monthnames:
         text = MONTHS_PATTERN.sub("MONTH", text)
-    if config.remove_punctuation:
-        text = text.translate(PUNCTUATION_TRANS)
-    if config.norm_whitespace:
-        text = WHITESPACE_PATTERN.sub(" ", text.strip())
+    if config.remove_punctuation and config.norm_whitespace:
+        # = translate to spaces, strip, collapse spaces (the final strip covers the first): 2-3x faster
+        text = _PUNCTUATION_OR_SPACE.sub(" ", text)
+    else:
+        if config.remove_punctuation:
+            text = text.translate(PUNCTUATION_TRANS)
+        if config.norm_whitespace:
+            text = WHITESPACE_PATTERN.sub(" ", text.strip())
     if config.norm_unicode_diacritics:
         text = _combining_marks().sub("", unicodedata.normalize("NFD", text))
     return text.strip()
