@@ -7,9 +7,9 @@ import pytest
 from deepseek_hf.data.config import DedupConfig
 from deepseek_hf.data.dedup import clusters as clusters_module
 from deepseek_hf.data.dedup.clusters import set_jaccard
-from deepseek_hf.data.dedup.files import SET_PAD, SET_WIDTH
+from deepseek_hf.data.dedup.files import SET_WIDTH
 from deepseek_hf.data.dedup.quality import make_signer, shingle_sets
-from deepseek_hf.data.dedup.shingles import smallest_distinct
+from deepseek_hf.data.dedup.shingles import SET_PAD, smallest_distinct
 
 # one line of a real poem of shared/data/corpus varied by its first character: every pair shares 25 of 31 shingles
 POEM = "花舞\n{}客之名从此有。\n多谢风流，飞驭陪尊酒。\n持此一卮同劝后。\n愿花长在人长寿。"

@@ -165,14 +165,13 @@ class DedupBuckets(PipelineStep):
             keys, ranks, docs, orders = self._candidates(tables, None if is_exact else band, *self._key_range(worker))
 
             order, sorted_keys = member_sort(keys, orders)
+            text = first_of_runs(sorted_keys)  # equal orders in a group: copies of one normalized text (up to 2^-32)
             verify = not is_exact and self.threshold > 0
             if verify and self.exact:
-                # one member per text: equal orders in a group are copies of one normalized text (up to 2^-32),
-                # already linked by the exact band; the chain links distinct texts only
-                text = first_of_runs(sorted_keys)
+                # one member per text: the other copies are linked by the exact band; the chain links distinct texts
                 self.stat_update("exact_copies_left_to_exact_band", value=int((~text).sum()), unit="band")
                 order = order[text]
-            elif verify and len(order) > 1 and (sorted_keys[1:] == sorted_keys[:-1]).any():
+            elif verify and not text.all():
                 # no exact band: copies must be chained too, in an order that does not depend on the sharding
                 id_keys = tables.gather(ranks.astype(np.int64), docs.astype(np.int64), "key")
                 order = np.lexsort((member_order(id_keys, band), orders, keys))

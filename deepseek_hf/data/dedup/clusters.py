@@ -17,13 +17,12 @@ from deepseek_hf.data.dedup.buckets import VERIFICATION_FILE
 from deepseek_hf.data.dedup.files import (
     EDGE_DTYPE,
     REMOVE_DTYPE,
-    SET_PAD,
     SET_WIDTH,
     SUMMARY_FILE,
     ShardTables,
     read_array,
 )
-from deepseek_hf.data.dedup.shingles import splitmix64
+from deepseek_hf.data.dedup.shingles import SET_PAD, splitmix64
 
 
 def connected_components(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:

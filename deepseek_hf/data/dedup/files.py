@@ -14,11 +14,10 @@ from deepseek_hf.data.dedup.shingles import splitmix64
 # per-shard document index, one record per document in reading order
 DOCS_DTYPE = np.dtype([("key", "<u8"), ("exact", "<u8"), ("dump", "<u4"), ("chars", "<u8"), ("shingled", "u1")])
 # per-shard shingle sets: the SET_WIDTH smallest distinct 32-bit shingle values of each document, sorted, padded
-# with SET_PAD (real values stop below it). A row that ends in padding holds the whole set (fewer than SET_WIDTH
+# with `shingles.SET_PAD` (real values stop below it). A row that ends in padding holds the whole set (fewer than SET_WIDTH
 # values: 87% of the documents of shared/data/corpus, nearly all poems), so that the Jaccard similarity of two such
 # documents is computed exactly (`DedupClusters`), not estimated
 SET_WIDTH = 128
-SET_PAD = np.uint32(0xFFFFFFFF)
 # one band of one shard: 64-bit key of the band's values, document index, the document's place in its band group
 # (`member_order`); sorted by (key, doc)
 BAND_DTYPE = np.dtype([("key", "<u8"), ("doc", "<u4"), ("order", "<u4")])
@@ -75,9 +74,9 @@ class Buffered:
 
 
 def member_order(hashes: np.ndarray, band: int) -> np.ndarray:
-    """Order of documents inside a group of equal band keys: a hash of (a document's hash, band), 64 bits; the
-    band files hold its top 32 bits of the exact hash (copies of one text are adjacent), the id hash breaks ties
-    when there is no exact band. It depends on the document alone (so the candidate pairs do not depend on the
+    """Order of documents inside a group of equal band keys: a 64-bit hash of (a document's hash, band). The band
+    files hold the top 32 bits of it for the exact hash, so copies of one text are adjacent; with no exact band,
+    the id hash breaks their ties. It depends on the document alone (so the candidate pairs do not depend on the
     sharding) and differs from band to band, so that the chains of a group of near-copies link different
     neighbours in different bands."""
     return splitmix64(hashes ^ np.uint64(band))

@@ -12,7 +12,7 @@ from datatrove.pipeline.dedup.minhash import MinhashConfig
 from datatrove.utils.typeshelper import StatHints
 
 from deepseek_hf.data.dedup.files import BAND_DTYPE, DOCS_DTYPE, SET_WIDTH, member_order
-from deepseek_hf.data.dedup.shingles import MinHasher, Shingler, normalize, smallest_distinct, splitmix64
+from deepseek_hf.data.dedup.shingles import SET_PAD, MinHasher, Shingler, normalize, smallest_distinct, splitmix64
 from deepseek_hf.data.text import hash64
 
 _BAND_MIX = np.uint64(0xD6E8FEB86659FD93)
@@ -131,7 +131,7 @@ class DedupSignature(PipelineStep):
         if not self.near:
             index.write(table.tobytes())
             full.write(np.zeros((len(texts), self.num_hashes), dtype=self.dtype).tobytes())
-            sets.write(np.full((len(texts), SET_WIDTH), 0xFFFFFFFF, dtype=np.uint32).tobytes())
+            sets.write(np.full((len(texts), SET_WIDTH), SET_PAD, dtype=np.uint32).tobytes())
             return
         hashes, offsets = self.shingler(texts)
         rows = self.signatures(hashes, offsets)
@@ -148,9 +148,10 @@ class DedupSignature(PipelineStep):
         keys = band_keys(rows[docs], self.config.num_buckets, self.config.hashes_per_bucket)
         band = np.empty(len(docs), dtype=BAND_DTYPE)
         band["doc"] = docs + first_doc
+        exact = table["exact"][docs]
         for b, file in enumerate(band_files):
             band["key"] = keys[:, b]
-            band["order"] = member_order(table["exact"][docs], b) >> np.uint64(32)
+            band["order"] = member_order(exact, b) >> np.uint64(32)
             file.write(band.tobytes())
 
     def _sort_bands(self, rank: int, bands: int) -> None:
